@@ -1,0 +1,156 @@
+"""The `zeef` command: serve, site add/list, stats."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from . import reports, sites
+from .config import ConfigError, Settings, load_settings
+from .storage import SiteExists, Storage, open_storage
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"zeef: {exc}", file=sys.stderr)
+        return 2
+    result: int = args.run(settings, args)
+    return result
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="zeef", description=__doc__)
+    commands = parser.add_subparsers(title="commands")
+
+    serve = commands.add_parser("serve", help="run the HTTP server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(run=_serve)
+
+    site = commands.add_parser("site", help="register and list sites").add_subparsers(
+        title="site commands"
+    )
+    add = site.add_parser("add", help="register a site")
+    add.add_argument("domain")
+    add.add_argument("--timezone", default="UTC", help="IANA name, e.g. Europe/Amsterdam")
+    add.set_defaults(run=_with_storage(_site_add))
+    listing = site.add_parser("list", help="list sites")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(run=_with_storage(_site_list))
+
+    stats = commands.add_parser("stats", help="headline figures for a site")
+    stats.add_argument("domain")
+    stats.add_argument("--period", choices=reports.PERIODS, default="30d")
+    stats.add_argument("--json", action="store_true")
+    stats.set_defaults(run=_with_storage(_stats))
+    return parser
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .logs import logging_config
+
+    uvicorn.run(
+        "server.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        loop="auto",
+        http="auto",
+        # Ours logs truncated addresses; uvicorn's would print full ones.
+        access_log=False,
+        # X-Forwarded-For is read by privacy.client_ip, only from ZEEF_TRUSTED_PROXIES.
+        proxy_headers=False,
+        server_header=False,
+        log_config=logging_config(settings.log_level),
+    )
+    return 0
+
+
+Command = Callable[[Storage, argparse.Namespace], Awaitable[int]]
+
+
+def _with_storage(command: Command) -> Callable[[Settings, argparse.Namespace], int]:
+    def run(settings: Settings, args: argparse.Namespace) -> int:
+        async def go() -> int:
+            storage = open_storage(settings.database)
+            try:
+                await storage.migrate()
+                return await command(storage, args)
+            finally:
+                await storage.close()
+
+        try:
+            return asyncio.run(go())
+        except ValueError as exc:
+            print(f"zeef: {exc}", file=sys.stderr)
+            return 2
+
+    return run
+
+
+async def _site_add(storage: Storage, args: argparse.Namespace) -> int:
+    try:
+        site = await sites.add_site(storage, args.domain, args.timezone)
+    except SiteExists as exc:
+        print(f"zeef: site {exc} is already registered", file=sys.stderr)
+        return 1
+    print(f"added {site.domain} (time zone {site.timezone})")
+    return 0
+
+
+async def _site_list(storage: Storage, args: argparse.Namespace) -> int:
+    rows = await storage.sites()
+    if args.json:
+        print(json.dumps([{"domain": s.domain, "timezone": s.timezone} for s in rows]))
+        return 0
+    for site in rows:
+        print(f"{site.domain}\t{site.timezone}")
+    return 0
+
+
+async def _stats(storage: Storage, args: argparse.Namespace) -> int:
+    site = await sites.find_site(storage, args.domain)
+    if site is None:
+        print(f"zeef: no site {args.domain!r}; add it with `zeef site add`", file=sys.stderr)
+        return 1
+    figures = await reports.totals(storage, reports.Query.for_period(site, args.period))
+    if args.json:
+        print(json.dumps(figures))
+    else:
+        _print_table(figures)
+    return 0
+
+
+def _print_table(figures: dict[str, Any]) -> None:
+    print(f"{figures['site']}  {figures['from']} .. {figures['to']}")
+    labels = {
+        "visitors": "Unique visitors",
+        "visits": "Visits",
+        "pageviews": "Pageviews",
+        "events": "Custom events",
+        "bounce_rate": "Bounce rate (%)",
+        "visit_duration": "Visit duration (s)",
+        "scroll_depth": "Scroll depth (%)",
+    }
+    for key, label in labels.items():
+        value = figures[key]
+        print(f"  {label:<20} {'-' if value is None else value}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""create_app(settings): routes, middleware and lifespan. Boring on purpose."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from .buffer import EventBuffer
+from .collector import Clock, Collector
+from .config import Settings, load_settings
+from .enrich import GeoIP
+from .logs import AccessLogMiddleware
+from .privacy import Salts
+from .sites import SiteRegistry
+from .storage import open_storage
+
+
+def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Starlette:
+    settings = settings or load_settings()
+    storage = open_storage(settings.database)
+    buffer = EventBuffer(storage, settings.flush_interval, settings.flush_size)
+    sites = SiteRegistry(storage)
+    collector = Collector(
+        settings,
+        sites,
+        Salts(storage.load_salts),
+        buffer,
+        geoip=GeoIP(settings.geoip_db) if settings.geoip_db else None,
+        clock=clock,
+    )
+
+    async def healthz(request: Request) -> JSONResponse:
+        if await storage.can_write():
+            return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "database not writable"}, status_code=503)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await storage.migrate()
+        app.state.secret_key = settings.secret_key or await storage.secret_key(
+            secrets.token_urlsafe(32)
+        )
+        await sites.reload()
+        buffer.start()
+        try:
+            yield
+        finally:
+            await buffer.stop()
+            if collector.geoip:
+                collector.geoip.close()
+            await storage.close()
+
+    app = Starlette(
+        routes=[
+            Route("/api/event", collector),
+            Route("/healthz", healthz),
+        ],
+        middleware=[Middleware(AccessLogMiddleware, settings=settings)],
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.storage = storage
+    app.state.buffer = buffer
+    app.state.collector = collector
+    return app

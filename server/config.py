@@ -1,0 +1,96 @@
+"""Settings: the only reader of environment variables and of `zeef.toml`.
+
+Precedence: environment (`ZEEF_*`) over `zeef.toml` (in the working directory, or the file named
+by `ZEEF_CONFIG`) over defaults.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class ConfigError(ValueError):
+    """A setting has a value Zeef cannot use; the message names the setting."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database: Path = Path("zeef.sqlite3")
+    # None: generated on first start and stored in the database (see storage.secret_key).
+    secret_key: str | None = None
+    trusted_proxies: tuple[Network, ...] = ()
+    ip_mask_bytes: int = 2
+    geoip_db: Path | None = None
+    # Seconds between buffer flushes, and the batch size that forces an early one.
+    flush_interval: float = 1.0
+    flush_size: int = 2000
+    access_log: bool = True
+    log_level: str = "info"
+
+
+# Each setting: (environment variable, toml key, parser).
+def _parse_bool(value: str) -> bool:
+    lowered = str(value).strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+def _parse_proxies(value: str | list[str]) -> tuple[Network, ...]:
+    items = value if isinstance(value, list) else str(value).split(",")
+    return tuple(ipaddress.ip_network(item.strip(), strict=False) for item in items if item.strip())
+
+
+def _parse_mask(value: str | int) -> int:
+    number = int(value)
+    if number not in (1, 2, 3):
+        raise ValueError("must be 1, 2 or 3")
+    return number
+
+
+_FIELDS: dict[str, tuple[str, Any]] = {
+    "database": ("ZEEF_DATABASE", Path),
+    "secret_key": ("ZEEF_SECRET_KEY", str),
+    "trusted_proxies": ("ZEEF_TRUSTED_PROXIES", _parse_proxies),
+    "ip_mask_bytes": ("ZEEF_IP_MASK_BYTES", _parse_mask),
+    "geoip_db": ("ZEEF_GEOIP_DB", lambda v: Path(v) if str(v) else None),
+    "flush_interval": ("ZEEF_FLUSH_INTERVAL", float),
+    "flush_size": ("ZEEF_FLUSH_SIZE", int),
+    "access_log": ("ZEEF_ACCESS_LOG", _parse_bool),
+    "log_level": ("ZEEF_LOG_LEVEL", lambda v: str(v).lower()),
+}
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, config_file: Path | None = None
+) -> Settings:
+    """Build Settings from the environment and an optional TOML file."""
+    env = os.environ if environ is None else environ
+    path = config_file or Path(env.get("ZEEF_CONFIG", "zeef.toml"))
+    from_file: dict[str, Any] = {}
+    if path.is_file():
+        with path.open("rb") as fh:
+            from_file = tomllib.load(fh)
+        unknown = set(from_file) - set(_FIELDS)
+        if unknown:
+            raise ConfigError(f"{path}: unknown settings {sorted(unknown)}")
+    values: dict[str, Any] = {}
+    for name, (variable, parse) in _FIELDS.items():
+        raw = env.get(variable, from_file.get(name))
+        if raw is None:
+            continue
+        try:
+            values[name] = parse(raw)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{variable} ({name}): {exc}") from None
+    return Settings(**values)

@@ -1,0 +1,59 @@
+"""What the ingest pipeline produces: an anonymised Event to store, or a Drop with its reason."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class DropReason(StrEnum):
+    """Why an event was not stored. Sent back in the X-Zeef-Drop header and counted per day."""
+
+    BOT = "bot"
+    UNKNOWN_SITE = "unknown_site"
+    DOMAIN_MISMATCH = "domain_mismatch"
+    INVALID_PAYLOAD = "invalid_payload"
+
+
+@dataclass(slots=True)
+class Event:
+    """One anonymised event, as stored. No address, full or truncated, is part of it."""
+
+    site_id: int
+    ts: int  # unix seconds, UTC
+    visitor_id: int
+    # The visitor's hash under yesterday's salt: the writer keeps a visit that spans midnight
+    # under that hash when it was seen in the last 30 minutes. Never stored.
+    previous_visitor_id: int | None
+    name: str
+    hostname: str
+    path: str
+    referrer_host: str | None
+    referrer_path: str | None
+    utm_source: str | None
+    utm_medium: str | None
+    utm_campaign: str | None
+    utm_term: str | None
+    utm_content: str | None
+    browser: str
+    browser_version: str
+    os: str
+    os_version: str
+    device: str
+    country: str | None
+    region: str | None
+    city: str | None
+    props: str | None  # JSON object of string values
+    revenue_amount: str | None  # decimal as text: floats would lose cents
+    revenue_currency: str | None
+    interactive: bool
+    scroll_depth: int | None
+    engaged_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    id: int
+    domain: str
+    timezone: str
+    created_at: int

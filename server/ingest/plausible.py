@@ -1,0 +1,216 @@
+"""The Plausible Events API payload: JSON with long or short keys, parsed into a Payload.
+
+Plausible's own tracker sends `{n, v, u, d, r, p, $, i, h}` and, for engagement, `sd` and `e`;
+the long names are what its docs show for server-side senders. Either works, not both at once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+MAX_BODY = 8 * 1024
+MAX_URL = 2000
+MAX_NAME = 120
+MAX_DOMAIN = 1000
+MAX_PROPS = 30
+MAX_PROP_KEY = 300
+MAX_PROP_VALUE = 2000
+# An engagement event reports time on one page; a week of it is already implausible.
+MAX_ENGAGED_MS = 7 * 24 * 3600 * 1000
+
+_ALIASES = {
+    "n": "name",
+    "u": "url",
+    "d": "domain",
+    "r": "referrer",
+    "p": "props",
+    "$": "revenue",
+    "i": "interactive",
+    "h": "hashMode",
+    "m": "meta",
+}
+# Keys we take without a long alias: engagement fields, the tracker version, Plausible's
+# legacy screen width. Anything else is refused so a typo is noticed rather than ignored.
+_PLAIN = {
+    "sd",
+    "e",
+    "v",
+    "w",
+    "name",
+    "url",
+    "domain",
+    "referrer",
+    "props",
+    "revenue",
+    "interactive",
+    "hashMode",
+    "meta",
+}
+
+
+class PayloadError(ValueError):
+    """The request body is not a valid event; the message is safe to return to the sender."""
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    name: str
+    url: str
+    domains: tuple[str, ...]
+    referrer: str | None
+    props: dict[str, str] | None
+    revenue_amount: Decimal | None
+    revenue_currency: str | None
+    interactive: bool
+    hash_mode: bool
+    scroll_depth: int | None
+    engaged_ms: int | None
+
+    @property
+    def is_engagement(self) -> bool:
+        return self.name == "engagement"
+
+
+def parse_payload(body: bytes) -> Payload:
+    """Decode and validate one event. Raises PayloadError with a human-readable reason."""
+    if len(body) > MAX_BODY:
+        raise PayloadError("body larger than 8 KiB")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PayloadError("body is not valid UTF-8") from None
+    try:
+        data = json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
+        raise PayloadError("body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise PayloadError("body must be a JSON object")
+    fields: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in _PLAIN and key not in _ALIASES:
+            raise PayloadError(f"unknown key {key[:40]!r}")
+        long_key = _ALIASES.get(key, key)
+        if long_key in fields:
+            raise PayloadError(f"{long_key!r} given twice")
+        fields[long_key] = value
+
+    name = _required_str(fields, "name", MAX_NAME)
+    url = _required_str(fields, "url", MAX_URL)
+    domain = _required_str(fields, "domain", MAX_DOMAIN)
+    domains = tuple(part.strip().lower() for part in domain.split(",") if part.strip())
+    if not domains:
+        raise PayloadError("'domain' is empty")
+    referrer = fields.get("referrer")
+    if referrer is not None and not isinstance(referrer, str):
+        raise PayloadError("'referrer' must be a string or null")
+    if referrer is not None and len(referrer) > MAX_URL:
+        raise PayloadError("'referrer' is too long")
+    amount, currency = _revenue(fields.get("revenue"))
+    scroll_depth = _optional_int(fields, "sd", 0, 100)
+    engaged_ms = _optional_int(fields, "e", 0, MAX_ENGAGED_MS)
+    interactive = fields.get("interactive", True)
+    if not isinstance(interactive, bool):
+        raise PayloadError("'interactive' must be true or false")
+    hash_mode = fields.get("hashMode", False)
+    if not isinstance(hash_mode, bool | int) or hash_mode not in (0, 1):
+        raise PayloadError("'hashMode' must be true, false, 0 or 1")
+    return Payload(
+        name=name,
+        url=url,
+        domains=domains,
+        referrer=referrer or None,
+        props=_props(fields.get("props")),
+        revenue_amount=amount,
+        revenue_currency=currency,
+        interactive=interactive,
+        hash_mode=bool(hash_mode),
+        scroll_depth=scroll_depth,
+        engaged_ms=engaged_ms,
+    )
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _required_str(fields: dict[str, Any], key: str, limit: int) -> str:
+    value = fields.get(key)
+    if value is None:
+        raise PayloadError(f"missing {key!r}")
+    if not isinstance(value, str):
+        raise PayloadError(f"{key!r} must be a string")
+    value = value.strip()
+    if not value:
+        raise PayloadError(f"{key!r} is empty")
+    if len(value) > limit:
+        raise PayloadError(f"{key!r} is longer than {limit} characters")
+    if any(ord(ch) < 32 for ch in value):
+        raise PayloadError(f"{key!r} contains control characters")
+    return value
+
+
+def _optional_int(fields: dict[str, Any], key: str, low: int, high: int) -> int | None:
+    value = fields.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise PayloadError(f"{key!r} must be a number")
+    number = round(value)
+    if not low <= number <= high:
+        raise PayloadError(f"{key!r} must be between {low} and {high}")
+    return number
+
+
+def _props(value: Any) -> dict[str, str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        # Plausible's legacy tracker sends props JSON-encoded inside a string.
+        try:
+            value = json.loads(value, parse_constant=_refuse_constant)
+        except (ValueError, RecursionError):
+            raise PayloadError("'props' is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise PayloadError("'props' must be an object")
+    if len(value) > MAX_PROPS:
+        raise PayloadError(f"'props' has more than {MAX_PROPS} keys")
+    props: dict[str, str] = {}
+    for key, item in value.items():
+        if not key or len(key) > MAX_PROP_KEY:
+            raise PayloadError("a prop name is empty or too long")
+        if item is None:
+            continue
+        if isinstance(item, bool):
+            text = "true" if item else "false"
+        elif isinstance(item, int | float | str):
+            text = str(item)
+        else:
+            raise PayloadError(f"prop {key[:40]!r} must be a string, number or boolean")
+        if len(text) > MAX_PROP_VALUE:
+            raise PayloadError(f"prop {key[:40]!r} is too long")
+        props[key] = text
+    return props or None
+
+
+def _revenue(value: Any) -> tuple[Decimal | None, str | None]:
+    if value is None:
+        return None, None
+    if not isinstance(value, dict) or set(value) != {"amount", "currency"}:
+        raise PayloadError('\'revenue\' must be {"amount": ..., "currency": "EUR"}')
+    currency = value["currency"]
+    if not isinstance(currency, str) or len(currency) != 3 or not currency.isalpha():
+        raise PayloadError("revenue currency must be a three-letter ISO 4217 code")
+    raw = value["amount"]
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        raise PayloadError("revenue amount must be a number")
+    try:
+        amount = Decimal(str(raw).strip())
+    except InvalidOperation:
+        raise PayloadError("revenue amount must be a number") from None
+    if not amount.is_finite() or abs(amount) >= Decimal("1e12"):
+        raise PayloadError("revenue amount is out of range")
+    return amount.quantize(Decimal("0.000001")), currency.upper()

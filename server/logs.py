@@ -1,0 +1,92 @@
+"""Logging: Zeef's own access log, which shows truncated client addresses only.
+
+uvicorn's access log prints the full client address, so `zeef serve` turns it off and this
+middleware takes its place.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from . import privacy
+from .config import Settings
+
+access_log = logging.getLogger("zeef.access")
+
+# Accepted events are counted, not logged: a line per hit would be the busiest thing the
+# server does. Refused ones are logged, so a misconfigured site shows up in the log.
+_QUIET_PATHS = {"/api/event", "/healthz"}
+
+
+class AccessLogMiddleware:
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.settings.access_log:
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+        drop = ""
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, drop
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                for name, value in message.get("headers", ()):
+                    if name == b"x-zeef-drop":
+                        drop = value.decode("latin-1")
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            path = scope["path"]
+            if path not in _QUIET_PATHS or status >= 400 or drop:
+                access_log.info(
+                    '%s "%s %s" %d %s%.1fms',
+                    self.client(scope),
+                    scope["method"],
+                    path,  # never the query string: it may carry personal data
+                    status,
+                    f"drop={drop} " if drop else "",
+                    (time.perf_counter() - started) * 1000,
+                )
+
+    def client(self, scope: Scope) -> str:
+        peer = scope.get("client")
+        forwarded = None
+        for name, value in scope["headers"]:
+            if name == b"x-forwarded-for":
+                forwarded = value.decode("latin-1")
+        address = privacy.client_ip(
+            peer[0] if peer else None, forwarded, self.settings.trusted_proxies
+        )
+        if address is None:
+            return "-"
+        return privacy.truncate_ip(address, self.settings.ip_mask_bytes)
+
+
+def logging_config(level: str = "info") -> dict[str, Any]:
+    """dictConfig for `zeef serve`: uvicorn's error log kept, its access log silenced."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        },
+        "handlers": {
+            "stderr": {"class": "logging.StreamHandler", "formatter": "plain"},
+        },
+        "loggers": {
+            "zeef": {"handlers": ["stderr"], "level": level.upper(), "propagate": False},
+            "uvicorn": {"handlers": ["stderr"], "level": level.upper(), "propagate": False},
+            "uvicorn.access": {"handlers": [], "level": "CRITICAL", "propagate": False},
+        },
+    }

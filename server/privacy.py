@@ -1,0 +1,117 @@
+"""Where the full client address lives and dies: client_ip, truncate_ip, visitor_hash, salts.
+
+The full address is read here, used in memory for the visitor hash and the geo lookup, and
+never returned to anything that stores, logs or answers; callers get the truncated form.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import ipaddress
+import secrets
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from .config import Network
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# Matomo's convention: masking 1/2/3 IPv4 bytes keeps an IPv6 /64, /48 or /32.
+_IPV6_PREFIX = {1: 64, 2: 48, 3: 32}
+
+
+def parse_ip(text: str) -> IPAddress | None:
+    try:
+        address = ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return address.ipv4_mapped
+    return address
+
+
+def client_ip(
+    peer: str | None, forwarded_for: str | None, trusted: Sequence[Network]
+) -> IPAddress | None:
+    """The visitor's address: the socket peer, or X-Forwarded-For when the peer is trusted.
+
+    X-Forwarded-For is read right to left, skipping trusted proxies, so a visitor cannot
+    forge their address by sending the header themselves.
+    """
+    address = parse_ip(peer) if peer else None
+    if address is None or not forwarded_for or not _is_trusted(address, trusted):
+        return address
+    for hop in reversed(forwarded_for.split(",")):
+        hop_address = parse_ip(hop)
+        if hop_address is None:
+            # A malformed hop: stop believing the chain and keep the last good address.
+            return address
+        address = hop_address
+        if not _is_trusted(address, trusted):
+            return address
+    return address
+
+
+def _is_trusted(address: IPAddress, trusted: Sequence[Network]) -> bool:
+    return any(address.version == net.version and address in net for net in trusted)
+
+
+def truncate_ip(address: IPAddress, mask_bytes: int) -> str:
+    """The address with its last `mask_bytes` IPv4 bytes (or IPv6 bits past the prefix) zeroed."""
+    if isinstance(address, ipaddress.IPv4Address):
+        prefix = 32 - 8 * mask_bytes
+    else:
+        prefix = _IPV6_PREFIX[mask_bytes]
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False).network_address)
+
+
+def visitor_hash(salt: bytes, site_id: int, address: IPAddress | None, user_agent: str) -> int:
+    """A signed 64-bit keyed hash: stable for one visitor on one site for one salt's life.
+
+    BLAKE2b keyed with the daily salt; once the salt is deleted (after 48 h) nobody, us
+    included, can link the hash back to an address or to another day's hash.
+    """
+    digest = hashlib.blake2b(
+        b"%d\x00%b\x00%b" % (site_id, address.packed if address else b"", user_agent.encode()),
+        key=salt,
+        digest_size=8,
+    ).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+@dataclass(frozen=True)
+class SaltPair:
+    day: str
+    current: bytes
+    previous: bytes | None
+
+
+# Reads or creates the salt for a UTC day, deletes older ones, and returns (current, previous).
+SaltLoader = Callable[[str, str, bytes], Awaitable[tuple[bytes, bytes | None]]]
+
+
+class Salts:
+    """Today's and yesterday's salt, shared between processes through the database.
+
+    The first process to need a day's salt creates it; the others read the same row, so two
+    workers give a visitor the same hash. The database is asked once per day per process.
+    """
+
+    def __init__(self, load: SaltLoader) -> None:
+        self._load = load
+        self._pair: SaltPair | None = None
+        self._lock = asyncio.Lock()
+
+    async def get(self, now: datetime) -> SaltPair:
+        day = now.astimezone(UTC).date().isoformat()
+        pair = self._pair
+        if pair is not None and pair.day == day:
+            return pair
+        async with self._lock:
+            if self._pair is None or self._pair.day != day:
+                yesterday = (now.astimezone(UTC) - timedelta(days=1)).date().isoformat()
+                current, previous = await self._load(day, yesterday, secrets.token_bytes(32))
+                self._pair = SaltPair(day, current, previous)
+            return self._pair

@@ -1,0 +1,57 @@
+"""The Storage protocol: what the rest of Zeef asks of a database, named after its needs.
+
+SQLite is the embedded default; a ClickHouse backend will implement the same protocol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Protocol
+
+from ..events import Event, Site
+
+# (site_id, UTC day "YYYY-MM-DD", reason) -> count
+DropCounts = Mapping[tuple[int, str, str], int]
+
+
+class SiteExists(ValueError):
+    """A site with that domain is already registered."""
+
+
+class Storage(Protocol):
+    async def migrate(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def can_write(self) -> bool: ...
+
+    async def secret_key(self, generated: str) -> str:
+        """The stored secret key, storing `generated` first if there is none."""
+        ...
+
+    async def load_salts(
+        self, day: str, yesterday: str, fresh: bytes
+    ) -> tuple[bytes, bytes | None]:
+        """Today's salt (created from `fresh` if missing) and yesterday's; delete older ones."""
+        ...
+
+    async def add_site(self, domain: str, timezone: str, created_at: int) -> Site: ...
+
+    async def sites(self) -> list[Site]: ...
+
+    async def insert_events(self, events: Sequence[Event]) -> None: ...
+
+    async def add_drops(self, counts: DropCounts) -> None: ...
+
+    async def site_totals(self, site_id: int, start: int, end: int) -> dict[str, float | None]:
+        """Visitors, visits, pageviews, events, bounce rate, visit duration, scroll depth."""
+        ...
+
+    async def site_drops(self, site_id: int, start_day: str, end_day: str) -> dict[str, int]: ...
+
+
+def open_storage(database: Path) -> Storage:
+    from .sqlite import SQLiteStorage
+
+    return SQLiteStorage(database)

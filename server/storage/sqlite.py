@@ -1,0 +1,294 @@
+"""The embedded backend: one SQLite file through aiosqlite, in WAL mode.
+
+One write connection per process (the buffer's flush is its only heavy user) and one read
+connection, so reports never wait behind a batch insert. Several processes share the file:
+SQLite serialises their writes, busy_timeout makes them queue instead of failing.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from ..events import Event, Site
+from . import DropCounts, SiteExists
+
+MIGRATIONS = "migrations/sqlite"
+# Two hits of one visitor further apart than this start a new visit.
+VISIT_GAP = 30 * 60
+
+INSERT_EVENT = """
+INSERT INTO events (
+    site_id, ts, visitor_id, name, hostname, path, referrer_host, referrer_path,
+    utm_source, utm_medium, utm_campaign, utm_term, utm_content,
+    browser, browser_version, os, os_version, device, country, region, city,
+    props, revenue_amount, revenue_currency, interactive, scroll_depth, engaged_ms
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+# Which of yesterday's visitor hashes were active in the 30 minutes before each new event:
+# those visits go on under yesterday's hash instead of being split at midnight.
+CONTINUING_VISITORS = """
+SELECT DISTINCT j.value ->> 0, j.value ->> 1
+FROM json_each(:candidates) AS j
+JOIN events AS e
+  ON e.site_id = j.value ->> 0 AND e.visitor_id = j.value ->> 1 AND e.ts >= j.value ->> 2
+"""
+
+ADD_DROPS = """
+INSERT INTO drops (site_id, day, reason, count) VALUES (:site_id, :day, :reason, :count)
+ON CONFLICT (site_id, day, reason) DO UPDATE SET count = count + excluded.count
+"""
+
+SITE_DROPS = """
+SELECT reason, SUM(count) FROM drops
+WHERE site_id = :site_id AND day >= :start_day AND day <= :end_day
+GROUP BY reason ORDER BY reason
+"""
+
+# Visits are made at query time from the stored hits, so they do not depend on which server
+# process saw which hit. A hit opens a visit when the visitor's previous hit is 30 minutes or
+# more before it; engagement hits never open one. The 30-minute look-back before :start tells
+# whether the first hits in the range continue a visit that began earlier.
+SITE_TOTALS = """
+WITH hits AS (
+    SELECT visitor_id, ts, name, interactive, engaged_ms,
+           ts - LAG(ts) OVER (PARTITION BY visitor_id ORDER BY ts) AS gap
+    FROM events
+    WHERE site_id = :site_id AND ts >= :start - :gap AND ts < :end
+),
+numbered AS (
+    SELECT *, SUM(name != 'engagement' AND (gap IS NULL OR gap >= :gap))
+              OVER (PARTITION BY visitor_id ORDER BY ts ROWS UNBOUNDED PRECEDING) AS visit_no
+    FROM hits
+),
+visits AS (
+    SELECT MIN(ts) AS started, MAX(ts) AS ended,
+           SUM(name = 'pageview') AS pageviews,
+           SUM(name NOT IN ('pageview', 'engagement') AND interactive) AS interactions,
+           SUM(COALESCE(engaged_ms, 0)) AS engaged_ms
+    FROM numbered
+    WHERE visit_no > 0
+    GROUP BY visitor_id, visit_no
+    HAVING MIN(ts) >= :start
+)
+SELECT
+    (SELECT COUNT(DISTINCT visitor_id) FROM hits
+      WHERE ts >= :start AND name != 'engagement') AS visitors,
+    (SELECT COUNT(*) FROM visits) AS visits,
+    (SELECT COUNT(*) FROM hits WHERE ts >= :start AND name = 'pageview') AS pageviews,
+    (SELECT COUNT(*) FROM hits
+      WHERE ts >= :start AND name NOT IN ('pageview', 'engagement')) AS events,
+    (SELECT AVG(pageviews <= 1 AND interactions = 0) FROM visits) AS bounce_rate,
+    (SELECT AVG(MAX(ended - started, engaged_ms / 1000.0)) FROM visits) AS visit_duration,
+    (SELECT AVG(depth) FROM (
+        SELECT MAX(scroll_depth) AS depth FROM events
+        WHERE site_id = :site_id AND ts >= :start AND ts < :end
+          AND name = 'engagement' AND scroll_depth IS NOT NULL
+        GROUP BY visitor_id, path)) AS scroll_depth
+"""
+
+
+class SQLiteStorage:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+
+    async def _connect(self) -> aiosqlite.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        await conn.execute("PRAGMA busy_timeout = 10000")
+        await conn.execute("PRAGMA journal_mode = WAL")
+        # NORMAL in WAL mode: a power cut may lose the last flush, never corrupt the file.
+        await conn.execute("PRAGMA synchronous = NORMAL")
+        return conn
+
+    async def writer(self) -> aiosqlite.Connection:
+        if self._writer is None:
+            self._writer = await self._connect()
+        return self._writer
+
+    async def reader(self) -> aiosqlite.Connection:
+        if self._reader is None:
+            self._reader = await self._connect()
+        return self._reader
+
+    async def close(self) -> None:
+        for conn in (self._writer, self._reader):
+            if conn is not None:
+                await conn.close()
+        self._writer = self._reader = None
+
+    async def migrate(self) -> None:
+        """Apply the numbered migrations not yet applied, safely from several processes."""
+        conn = await self.writer()
+        scripts = sorted(
+            (entry.name, entry.read_text())
+            for entry in resources.files(__package__).joinpath(MIGRATIONS).iterdir()
+            if entry.name.endswith(".sql")
+        )
+        # BEGIN IMMEDIATE takes the write lock first, so two workers starting together apply
+        # each migration once: the second one sees the first one's user_version.
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            async with conn.execute("PRAGMA user_version") as cursor:
+                row = await cursor.fetchone()
+            version = row[0] if row else 0
+            for name, script in scripts:
+                number = int(name.split("_", 1)[0])
+                if number <= version:
+                    continue
+                for statement in _statements(script):
+                    await conn.execute(statement)
+                await conn.execute(f"PRAGMA user_version = {number:d}")
+            await conn.execute("COMMIT")
+        except BaseException:
+            await conn.execute("ROLLBACK")
+            raise
+
+    async def can_write(self) -> bool:
+        try:
+            conn = await self.writer()
+            await conn.execute("BEGIN IMMEDIATE")
+            await conn.execute("ROLLBACK")
+        except (sqlite3.Error, OSError):
+            return False
+        return True
+
+    async def secret_key(self, generated: str) -> str:
+        conn = await self.writer()
+        await conn.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('secret_key', ?)", (generated,)
+        )
+        async with conn.execute("SELECT value FROM meta WHERE key = 'secret_key'") as cursor:
+            row = await cursor.fetchone()
+        assert row is not None
+        return str(row[0])
+
+    async def load_salts(
+        self, day: str, yesterday: str, fresh: bytes
+    ) -> tuple[bytes, bytes | None]:
+        conn = await self.writer()
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            await conn.execute(
+                "INSERT OR IGNORE INTO salts (day, salt, created_at) "
+                "VALUES (?, ?, CAST(strftime('%s') AS INTEGER))",
+                (day, fresh),
+            )
+            await conn.execute("DELETE FROM salts WHERE day < ?", (yesterday,))
+            async with conn.execute(
+                "SELECT day, salt FROM salts WHERE day IN (?, ?)", (day, yesterday)
+            ) as cursor:
+                rows = {str(r[0]): bytes(r[1]) for r in await cursor.fetchall()}
+            await conn.execute("COMMIT")
+        except BaseException:
+            await conn.execute("ROLLBACK")
+            raise
+        return rows[day], rows.get(yesterday)
+
+    async def add_site(self, domain: str, timezone: str, created_at: int) -> Site:
+        conn = await self.writer()
+        try:
+            cursor = await conn.execute(
+                "INSERT INTO sites (domain, timezone, created_at) VALUES (?, ?, ?)",
+                (domain, timezone, created_at),
+            )
+        except sqlite3.IntegrityError:
+            raise SiteExists(domain) from None
+        assert cursor.lastrowid is not None
+        return Site(cursor.lastrowid, domain, timezone, created_at)
+
+    async def sites(self) -> list[Site]:
+        conn = await self.reader()
+        async with conn.execute(
+            "SELECT id, domain, timezone, created_at FROM sites ORDER BY domain"
+        ) as cursor:
+            return [Site(*row) for row in await cursor.fetchall()]
+
+    async def insert_events(self, events: Sequence[Event]) -> None:
+        if not events:
+            return
+        conn = await self.writer()
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            await self._continue_visits(conn, events)
+            await conn.executemany(INSERT_EVENT, [_event_row(event) for event in events])
+            await conn.execute("COMMIT")
+        except BaseException:
+            await conn.execute("ROLLBACK")
+            raise
+
+    async def _continue_visits(self, conn: aiosqlite.Connection, events: Sequence[Event]) -> None:
+        candidates = {
+            (e.site_id, e.previous_visitor_id): e.ts - VISIT_GAP
+            for e in reversed(events)
+            if e.previous_visitor_id is not None
+        }
+        if not candidates:
+            return
+        payload = json.dumps([[site, prev, since] for (site, prev), since in candidates.items()])
+        async with conn.execute(CONTINUING_VISITORS, {"candidates": payload}) as cursor:
+            continuing = {(int(site), int(prev)) for site, prev in await cursor.fetchall()}
+        # NOTE: a hit stored in this same batch under yesterday's hash is not seen here; a batch
+        # spans at most one flush interval, so only a visit crossing midnight inside it splits.
+        for event in events:
+            prev = event.previous_visitor_id
+            if prev is not None and (event.site_id, prev) in continuing:
+                event.visitor_id = prev
+
+    async def add_drops(self, counts: DropCounts) -> None:
+        if not counts:
+            return
+        conn = await self.writer()
+        rows = [
+            {"site_id": site_id, "day": day, "reason": reason, "count": count}
+            for (site_id, day, reason), count in counts.items()
+        ]
+        await conn.executemany(ADD_DROPS, rows)
+
+    async def site_totals(self, site_id: int, start: int, end: int) -> dict[str, float | None]:
+        conn = await self.reader()
+        params = {"site_id": site_id, "start": start, "end": end, "gap": VISIT_GAP}
+        async with conn.execute(SITE_TOTALS, params) as cursor:
+            row = await cursor.fetchone()
+            assert row is not None
+            names = [column[0] for column in cursor.description]
+        return dict(zip(names, row, strict=True))
+
+    async def site_drops(self, site_id: int, start_day: str, end_day: str) -> dict[str, int]:
+        conn = await self.reader()
+        params = {"site_id": site_id, "start_day": start_day, "end_day": end_day}
+        async with conn.execute(SITE_DROPS, params) as cursor:
+            return {str(reason): int(count) for reason, count in await cursor.fetchall()}
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (executescript would commit our transaction)."""
+    statements, current = [], ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            if current.strip():
+                statements.append(current.strip())
+            current = ""
+    return statements
+
+
+def _event_row(e: Event) -> tuple[Any, ...]:
+    return (
+        e.site_id, e.ts, e.visitor_id, e.name, e.hostname, e.path,
+        e.referrer_host, e.referrer_path,
+        e.utm_source, e.utm_medium, e.utm_campaign, e.utm_term, e.utm_content,
+        e.browser, e.browser_version, e.os, e.os_version, e.device,
+        e.country, e.region, e.city,
+        e.props, e.revenue_amount, e.revenue_currency, int(e.interactive),
+        e.scroll_depth, e.engaged_ms,
+    )  # fmt: skip
