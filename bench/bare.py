@@ -32,8 +32,10 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)
     args = parser.parse_args()
-    # Same stack as `python -m server serve`: one process, uvloop + httptools,
-    # no access log (a log line per request would dominate at these rates).
+    # Same stack as `python -m server serve`: one process, uvloop + httptools
+    # (what its loop/http="auto" pick when installed), no access log (a line per
+    # request would dominate at these rates), no Server header, and no
+    # X-Forwarded-For rewriting by uvicorn (Zeef reads that header itself).
     uvicorn.run(
         app,
         host=args.host,
@@ -42,6 +44,8 @@ def main() -> None:
         loop="uvloop",
         http="httptools",
         access_log=False,
+        proxy_headers=False,
+        server_header=False,
         log_level="warning",
     )
 

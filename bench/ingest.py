@@ -133,7 +133,7 @@ def wait_ready(proc: subprocess.Popen[bytes], port: int, log: Path, path: str | 
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}:\n{log_tail(log)}")
+            raise RuntimeError(f"server exited with {proc.returncode} before it was ready")
         try:
             if path is None:
                 socket.create_connection((HOST, port), timeout=1).close()
@@ -143,7 +143,7 @@ def wait_ready(proc: subprocess.Popen[bytes], port: int, log: Path, path: str | 
         except (OSError, httpx.HTTPError):
             pass
         time.sleep(0.1)
-    raise RuntimeError(f"server not ready after {READY_TIMEOUT:.0f} s:\n{log_tail(log)}")
+    raise RuntimeError(f"server not ready after {READY_TIMEOUT:.0f} s")
 
 
 def process_tree(root: int) -> list[int]:
@@ -220,7 +220,9 @@ def zeef_cli(env: dict[str, str], *cli_args: str) -> str:
         timeout=60,
     )
     if proc.returncode != 0:
-        raise RuntimeError(f"server {' '.join(cli_args)} failed ({proc.returncode}):\n{proc.stderr}")
+        raise RuntimeError(
+            f"server {' '.join(cli_args)} failed ({proc.returncode}):\n{proc.stderr}"
+        )
     return proc.stdout
 
 
@@ -254,22 +256,27 @@ def describe(name: str, result: WrkResult, rss: float | None) -> str:
     )
 
 
-def check_wrk(name: str, result: WrkResult, connections: int) -> list[str]:
-    """Problems in one wrk run that make its counts untrustworthy."""
-    problems = []
+def check_wrk(name: str, result: WrkResult, connections: int) -> tuple[list[str], list[str]]:
+    """Failures (non-2xx) and warnings (things that can explain a count mismatch) of a run."""
+    fails, warns = [], []
     c = result.counts
     if result.num("non_2xx"):
-        problems.append(f"{name}: {c['non_2xx']} non-2xx responses (first: {c['non_2xx_sample']})")
+        fails.append(f"{name}: {c['non_2xx']} non-2xx responses (first: {c['non_2xx_sample']})")
     errors = {k: c[k] for k in ("err_connect", "err_read", "err_write", "err_timeout")}
     if any(int(v) for v in errors.values()):
-        problems.append(f"{name}: wrk socket errors {errors}")
+        warns.append(f"{name}: wrk socket errors {errors}")
     if result.num("parked") < connections:
         # A connection that never parked still had a request in flight when wrk stopped.
-        problems.append(
+        warns.append(
             f"{name}: only {c['parked']}/{connections} connections drained within "
             f"{DRAIN_SECONDS} s; unanswered requests may be stored but not counted"
         )
-    return problems
+    if name == "zeef" and result.num("dropped"):
+        warns.append(
+            f"{name}: {c['dropped']} browser requests dropped as bots "
+            f"(X-Zeef-Drop: {c['drop_reason']})"
+        )
+    return fails, warns
 
 
 def bench_bare(args: argparse.Namespace, pinning: Pinning, tmp: Path) -> tuple[WrkResult, float]:
@@ -280,6 +287,9 @@ def bench_bare(args: argparse.Namespace, pinning: Pinning, tmp: Path) -> tuple[W
         wait_ready(proc, port, log, path=None)  # bare has no /healthz: a TCP accept will do
         result = run_wrk(port, args, pinning)
         return result, peak_rss_mib(proc.pid) or 0.0
+    except Exception:
+        print(f"bare log (tail):\n{log_tail(log)}", file=sys.stderr)
+        raise
     finally:
         stop(proc)
 
@@ -308,7 +318,13 @@ def bench_zeef(
         stop(proc)
 
 
+def exit_on_sigterm(signum: int, frame: object) -> None:
+    """Turn SIGTERM into SystemExit so the finally blocks stop the servers and wrk."""
+    raise SystemExit(128 + signum)
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, exit_on_sigterm)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10, help="send window per run, seconds")
     parser.add_argument("--connections", type=int, default=64)
@@ -346,19 +362,15 @@ def main() -> int:
         f"stored: pageviews={pageviews} accepted={accepted} visitors={stored.get('visitors')} "
         f"visits={stored.get('visits')} events={stored.get('events')}"
     )
-    if zeef.num("dropped"):
-        print(
-            f"WARN: {zeef.counts['dropped']} browser requests dropped "
-            f"(X-Zeef-Drop: {zeef.counts['drop_reason']})"
-        )
-
-    problems = check_wrk("bare", bare, args.connections) + check_wrk(
-        "zeef", zeef, args.connections
-    )
+    bare_fails, bare_warns = check_wrk("bare", bare, args.connections)
+    zeef_fails, zeef_warns = check_wrk("zeef", zeef, args.connections)
+    problems = bare_fails + zeef_fails
     if accepted == 0:
         problems.append("zeef: no event accepted")
     if pageviews != accepted:
         problems.append(f"zeef: stored pageviews {pageviews} != accepted {accepted}")
+    for warning in bare_warns + zeef_warns:
+        print(f"WARN: {warning}")
     for problem in problems:
         print(f"FAIL: {problem}")
     if not problems:
@@ -367,4 +379,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,125 @@
+"""Fixtures: a fresh migrated SQLite file per test, the app over httpx's ASGI transport, a clock."""
+
+from __future__ import annotations
+
+import ipaddress
+import sqlite3
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from server.app import create_app
+from server.config import Settings
+from server.sites import add_site
+
+CHROME = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+    "(KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+)
+FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
+IPHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
+)
+SHARED_GEOIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "geoip"
+
+
+class Clock:
+    """A settable clock: tests move time instead of sleeping."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(datetime(2026, 3, 14, 10, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        database=tmp_path / "zeef.sqlite3",
+        # The ASGI transport's peer; X-Forwarded-For from it is believed, as from a proxy.
+        trusted_proxies=(ipaddress.ip_network("10.0.0.1/32"),),
+        flush_interval=3600,  # tests flush by hand
+    )
+
+
+class Zeef:
+    """The app under test with the handles tests need: HTTP client, flush, rows."""
+
+    def __init__(self, app: Starlette, client: httpx.AsyncClient, settings: Settings) -> None:
+        self.app = app
+        self.client = client
+        self.settings = settings
+
+    async def add_site(self, domain: str, timezone: str = "UTC") -> None:
+        await add_site(self.app.state.storage, domain, timezone)
+        await self.app.state.collector.sites.reload()
+
+    async def send(
+        self,
+        payload: dict[str, Any] | str | bytes,
+        ip: str = "81.2.69.142",
+        ua: str = CHROME,
+        content_type: str = "text/plain",
+    ) -> httpx.Response:
+        import json
+
+        body = payload if isinstance(payload, str | bytes) else json.dumps(payload)
+        return await self.client.post(
+            "/api/event",
+            content=body,
+            headers={"content-type": content_type, "user-agent": ua, "x-forwarded-for": ip},
+        )
+
+    async def flush(self) -> int:
+        return int(await self.app.state.buffer.flush())
+
+    def rows(self, sql: str = "SELECT * FROM events ORDER BY rowid") -> list[dict[str, Any]]:
+        conn = sqlite3.connect(self.settings.database)
+        conn.row_factory = sqlite3.Row
+        try:
+            return [dict(row) for row in conn.execute(sql)]
+        finally:
+            conn.close()
+
+
+async def start(settings: Settings, clock: Clock) -> AsyncIterator[Zeef]:
+    app = create_app(settings, clock=clock)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, client=("10.0.0.1", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://zeef.test") as client:
+            yield Zeef(app, client, settings)
+
+
+@pytest.fixture
+async def zeef(settings: Settings, clock: Clock) -> AsyncIterator[Zeef]:
+    async for instance in start(settings, clock):
+        await instance.add_site("example.com")
+        yield instance
+
+
+@pytest.fixture
+async def zeef_geo(settings: Settings, clock: Clock) -> AsyncIterator[Zeef]:
+    geo = replace(settings, geoip_db=SHARED_GEOIP / "GeoIP2-City-Test.mmdb")
+    async for instance in start(geo, clock):
+        await instance.add_site("example.com")
+        yield instance
+
+
+def pageview(url: str = "https://example.com/", **extra: Any) -> dict[str, Any]:
+    return {"n": "pageview", "u": url, "d": "example.com", "r": None, **extra}

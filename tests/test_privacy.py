@@ -1,0 +1,60 @@
+"""Address handling: truncation, whom X-Forwarded-For is believed from, the keyed hash."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from server.privacy import client_ip, parse_ip, truncate_ip, visitor_hash
+
+PROXIES = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("fd00::/8"))
+
+
+@pytest.mark.parametrize(
+    ("address", "mask", "expected"),
+    [
+        ("81.2.69.142", 1, "81.2.69.0"),
+        ("81.2.69.142", 2, "81.2.0.0"),
+        ("81.2.69.142", 3, "81.0.0.0"),
+        ("2001:db8:85a3:1234:5678:8a2e:370:7334", 1, "2001:db8:85a3:1234::"),
+        ("2001:db8:85a3:1234:5678:8a2e:370:7334", 2, "2001:db8:85a3::"),
+        ("2001:db8:85a3:1234:5678:8a2e:370:7334", 3, "2001:db8::"),
+        ("::ffff:81.2.69.142", 2, "81.2.0.0"),
+    ],
+    ids=["v4-1", "v4-2", "v4-3", "v6-64", "v6-48", "v6-32", "v4-mapped"],
+)
+def test_truncate_ip(address: str, mask: int, expected: str) -> None:
+    parsed = parse_ip(address)
+    assert parsed is not None
+    assert truncate_ip(parsed, mask) == expected
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "expected"),
+    [
+        ("81.2.69.142", None, "81.2.69.142"),
+        ("81.2.69.142", "1.2.3.4", "81.2.69.142"),  # untrusted peer: header ignored
+        ("10.0.0.1", "1.2.3.4", "1.2.3.4"),
+        ("10.0.0.1", "6.6.6.6, 1.2.3.4", "1.2.3.4"),  # the visitor cannot forge the left part
+        ("10.0.0.1", "1.2.3.4, 10.0.0.2", "1.2.3.4"),  # a chain of trusted proxies
+        ("10.0.0.1", "garbage", "10.0.0.1"),
+        ("10.0.0.1", "2001:db8::1", "2001:db8::1"),
+        ("fd00::1", "1.2.3.4", "1.2.3.4"),
+    ],
+    ids=["no-header", "untrusted", "trusted", "forged-left", "chain", "garbage", "v6", "v6-proxy"],
+)
+def test_client_ip(peer: str, forwarded: str | None, expected: str) -> None:
+    assert str(client_ip(peer, forwarded, PROXIES)) == expected
+
+
+def test_visitor_hash_depends_on_salt_site_address_and_agent() -> None:
+    address = parse_ip("81.2.69.142")
+    other = parse_ip("81.2.69.143")
+    base = visitor_hash(b"s" * 32, 1, address, "UA")
+    assert base == visitor_hash(b"s" * 32, 1, address, "UA")
+    assert base != visitor_hash(b"t" * 32, 1, address, "UA")
+    assert base != visitor_hash(b"s" * 32, 2, address, "UA")
+    assert base != visitor_hash(b"s" * 32, 1, other, "UA")
+    assert base != visitor_hash(b"s" * 32, 1, address, "UA2")
+    assert -(2**63) <= base < 2**63
