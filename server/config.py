@@ -51,6 +51,14 @@ def _parse_proxies(value: str | list[str]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(item.strip(), strict=False) for item in items if item.strip())
 
 
+def _parse_level(value: str) -> str:
+    # No "trace": at that level uvicorn prints every client's full address.
+    level = str(value).strip().lower()
+    if level not in ("debug", "info", "warning", "error"):
+        raise ValueError("must be debug, info, warning or error")
+    return level
+
+
 def _parse_mask(value: str | int) -> int:
     number = int(value)
     if number not in (1, 2, 3):
@@ -67,7 +75,7 @@ _FIELDS: dict[str, tuple[str, Any]] = {
     "flush_interval": ("ZEEF_FLUSH_INTERVAL", float),
     "flush_size": ("ZEEF_FLUSH_SIZE", int),
     "access_log": ("ZEEF_ACCESS_LOG", _parse_bool),
-    "log_level": ("ZEEF_LOG_LEVEL", lambda v: str(v).lower()),
+    "log_level": ("ZEEF_LOG_LEVEL", _parse_level),
 }
 
 
