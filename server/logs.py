@@ -1,7 +1,9 @@
 """Logging: Zeef's own access log, which shows truncated client addresses only.
 
 uvicorn's access log prints the full client address, so `zeef serve` turns it off and this
-middleware takes its place.
+middleware takes its place. The collector logs its own refusals (it bypasses middleware);
+accepted and dropped events are counted, not logged: a line per hit would be the busiest thing
+the server does.
 """
 
 from __future__ import annotations
@@ -17,9 +19,8 @@ from .config import Settings
 
 access_log = logging.getLogger("zeef.access")
 
-# Accepted events are counted, not logged: a line per hit would be the busiest thing the
-# server does. Refused ones are logged, so a misconfigured site shows up in the log.
-_QUIET_PATHS = {"/api/event", "/healthz"}
+# Health checks every few seconds would drown everything else.
+_QUIET_PATHS = {"/healthz"}
 
 
 class AccessLogMiddleware:
@@ -33,44 +34,39 @@ class AccessLogMiddleware:
             return
         started = time.perf_counter()
         status = 500
-        drop = ""
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status, drop
+            nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                for name, value in message.get("headers", ()):
-                    if name == b"x-zeef-drop":
-                        drop = value.decode("latin-1")
             await send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
             path = scope["path"]
-            if path not in _QUIET_PATHS or status >= 400 or drop:
+            if path not in _QUIET_PATHS or status >= 400:
                 access_log.info(
-                    '%s "%s %s" %d %s%.1fms',
-                    self.client(scope),
+                    '%s "%s %s" %d %.1fms',
+                    client_label(scope, self.settings),
                     scope["method"],
                     path,  # never the query string: it may carry personal data
                     status,
-                    f"drop={drop} " if drop else "",
                     (time.perf_counter() - started) * 1000,
                 )
 
-    def client(self, scope: Scope) -> str:
-        peer = scope.get("client")
-        forwarded = None
-        for name, value in scope["headers"]:
-            if name == b"x-forwarded-for":
-                forwarded = value.decode("latin-1")
-        address = privacy.client_ip(
-            peer[0] if peer else None, forwarded, self.settings.trusted_proxies
-        )
-        if address is None:
-            return "-"
-        return privacy.truncate_ip(address, self.settings.ip_mask_bytes)
+
+def client_label(scope: Scope, settings: Settings) -> str:
+    """The client as a log line may show it: the truncated address, or "-"."""
+    peer = scope.get("client")
+    forwarded = None
+    for name, value in scope["headers"]:
+        if name == b"x-forwarded-for":
+            forwarded = value.decode("latin-1")
+    address = privacy.client_ip(peer[0] if peer else None, forwarded, settings.trusted_proxies)
+    if address is None:
+        return "-"
+    return privacy.truncate_ip(address, settings.ip_mask_bytes)
 
 
 def logging_config(level: str = "info") -> dict[str, Any]:

@@ -10,9 +10,10 @@ import asyncio
 import hashlib
 import ipaddress
 import secrets
+import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 from .config import Network
 
@@ -23,13 +24,17 @@ _IPV6_PREFIX = {1: 64, 2: 48, 3: 32}
 
 
 def parse_ip(text: str) -> IPAddress | None:
+    """The address in `text`, or None. inet_pton: 0.3 us where ipaddress's parser takes 12."""
+    text = text.strip()
     try:
-        address = ipaddress.ip_address(text.strip())
-    except ValueError:
+        return ipaddress.IPv4Address(socket.inet_pton(socket.AF_INET, text))
+    except OSError:
+        pass
+    try:
+        address = ipaddress.IPv6Address(socket.inet_pton(socket.AF_INET6, text.split("%", 1)[0]))
+    except OSError:
         return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        return address.ipv4_mapped
-    return address
+    return address.ipv4_mapped or address
 
 
 def client_ip(
@@ -55,7 +60,11 @@ def client_ip(
 
 
 def _is_trusted(address: IPAddress, trusted: Sequence[Network]) -> bool:
-    return any(address.version == net.version and address in net for net in trusted)
+    # A loop, not any() over a generator: this runs twice per event.
+    for net in trusted:  # noqa: SIM110
+        if address.version == net.version and address in net:
+            return True
+    return False
 
 
 def truncate_ip(address: IPAddress, mask_bytes: int) -> str:
@@ -84,6 +93,7 @@ def visitor_hash(salt: bytes, site_id: int, address: IPAddress | None, user_agen
 @dataclass(frozen=True)
 class SaltPair:
     day: str
+    until: float  # unix time the day ends, UTC
     current: bytes
     previous: bytes | None
 
@@ -104,6 +114,13 @@ class Salts:
         self._pair: SaltPair | None = None
         self._lock = asyncio.Lock()
 
+    def cached(self, now: datetime) -> SaltPair | None:
+        """The pair for `now` when already loaded: the ingest path's synchronous fast path."""
+        pair = self._pair
+        if pair is not None and pair.until > now.timestamp() >= pair.until - 86400:
+            return pair
+        return None
+
     async def get(self, now: datetime) -> SaltPair:
         day = now.astimezone(UTC).date().isoformat()
         pair = self._pair
@@ -111,7 +128,9 @@ class Salts:
             return pair
         async with self._lock:
             if self._pair is None or self._pair.day != day:
-                yesterday = (now.astimezone(UTC) - timedelta(days=1)).date().isoformat()
+                today = now.astimezone(UTC).date()
+                yesterday = (today - timedelta(days=1)).isoformat()
+                until = datetime.combine(today + timedelta(days=1), time(), UTC).timestamp()
                 current, previous = await self._load(day, yesterday, secrets.token_bytes(32))
-                self._pair = SaltPair(day, current, previous)
+                self._pair = SaltPair(day, until, current, previous)
             return self._pair

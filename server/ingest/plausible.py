@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -52,6 +53,17 @@ _PLAIN = {
 }
 
 
+_CONTROL = re.compile(r"[\x00-\x1f]")
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+# One decoder for all requests: json.loads with an argument builds a new one each call.
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
 class PayloadError(ValueError):
     """The request body is not a valid event; the message is safe to return to the sender."""
 
@@ -84,7 +96,7 @@ def parse_payload(body: bytes) -> Payload:
     except UnicodeDecodeError:
         raise PayloadError("body is not valid UTF-8") from None
     try:
-        data = json.loads(text, parse_constant=_refuse_constant)
+        data = _DECODER.decode(text)
     except (ValueError, RecursionError):
         raise PayloadError("body is not valid JSON") from None
     if not isinstance(data, dict):
@@ -133,10 +145,6 @@ def parse_payload(body: bytes) -> Payload:
     )
 
 
-def _refuse_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
-
-
 def _required_str(fields: dict[str, Any], key: str, limit: int) -> str:
     value = fields.get(key)
     if value is None:
@@ -148,7 +156,7 @@ def _required_str(fields: dict[str, Any], key: str, limit: int) -> str:
         raise PayloadError(f"{key!r} is empty")
     if len(value) > limit:
         raise PayloadError(f"{key!r} is longer than {limit} characters")
-    if any(ord(ch) < 32 for ch in value):
+    if _CONTROL.search(value):
         raise PayloadError(f"{key!r} contains control characters")
     return value
 
@@ -171,7 +179,7 @@ def _props(value: Any) -> dict[str, str] | None:
     if isinstance(value, str):
         # Plausible's legacy tracker sends props JSON-encoded inside a string.
         try:
-            value = json.loads(value, parse_constant=_refuse_constant)
+            value = _DECODER.decode(value)
         except (ValueError, RecursionError):
             raise PayloadError("'props' is not valid JSON") from None
     if not isinstance(value, dict):
