@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from . import assets
 from .buffer import EventBuffer
 from .collector import Clock, Collector
 from .config import Settings, load_settings
@@ -61,6 +62,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app = Starlette(
         routes=[
             Route("/healthz", healthz),
+            Route("/tracker.js", assets.serve(assets.load("tracker.js"))),
+            Route("/tracker-auto.js", assets.serve(assets.load("tracker-auto.js"))),
         ],
         middleware=[Middleware(AccessLogMiddleware, settings=settings)],
         lifespan=lifespan,
