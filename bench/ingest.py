@@ -71,6 +71,10 @@ class WrkResult:
     def accepted_per_second(self) -> float:
         return self.num("accepted") / self.seconds
 
+    @property
+    def requests_per_second(self) -> float:
+        return self.num("responses") / self.seconds
+
 
 def plan_pinning(threads: int) -> Pinning:
     """Server on the first allowed CPU, wrk on the others (2 cores here: 0 and 1).
@@ -107,10 +111,10 @@ def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[by
         )
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the process group we started, SIGKILL it after 10 s."""
+def stop(proc: subprocess.Popen[bytes]) -> bool:
+    """SIGTERM the process group we started, SIGKILL it after 10 s; False if it took SIGKILL."""
     if proc.poll() is not None:
-        return
+        return True
     try:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=10)
@@ -119,6 +123,8 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+        return False
+    return True
 
 
 def log_tail(log: Path, lines: int = 30) -> str:
@@ -126,6 +132,16 @@ def log_tail(log: Path, lines: int = 30) -> str:
         return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
+
+
+def log_errors(log: Path, limit: int = 3) -> list[str]:
+    """The first few error lines of a server log (a flush failure shows up only there)."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    marks = (" ERROR ", " CRITICAL ", "Traceback")
+    return [line.strip() for line in lines if any(m in line for m in marks)][:limit]
 
 
 def wait_ready(proc: subprocess.Popen[bytes], port: int, log: Path, path: str | None) -> None:
@@ -249,7 +265,8 @@ def describe(name: str, result: WrkResult, rss: float | None) -> str:
     rss_text = f"{rss:.1f} MiB" if rss is not None else "n/a"
     c = result.counts
     return (
-        f"{name:5}: {result.accepted_per_second:9.0f} events/s  "
+        f"{name:5}: {result.accepted_per_second:6.0f} events/s, "
+        f"{result.requests_per_second:6.0f} req/s  "
         f"(accepted {c['accepted']}, dropped {c['dropped']}, other 2xx {c['other_2xx']}, "
         f"non-2xx {c['non_2xx']}; p50 {result.num('p50_us') / 1000:.1f} ms, "
         f"p99 {result.num('p99_us') / 1000:.1f} ms; peak RSS {rss_text})"
@@ -279,24 +296,41 @@ def check_wrk(name: str, result: WrkResult, connections: int) -> tuple[list[str]
     return fails, warns
 
 
-def bench_bare(args: argparse.Namespace, pinning: Pinning, tmp: Path) -> tuple[WrkResult, float]:
+@dataclass
+class Run:
+    """One server's figures: wrk's counts, its peak RSS, its stats and anything odd."""
+
+    result: WrkResult
+    rss: float | None
+    stored: dict[str, int]
+    warnings: list[str]
+
+
+def server_warnings(name: str, clean_exit: bool, log: Path) -> list[str]:
+    warnings = [f"{name}: server log: {line}" for line in log_errors(log)]
+    if not clean_exit:
+        # Zeef flushes its buffer on shutdown; a SIGKILL loses whatever it still held.
+        warnings.append(f"{name}: server did not exit within 10 s of SIGTERM (killed)")
+    return warnings
+
+
+def bench_bare(args: argparse.Namespace, pinning: Pinning, tmp: Path) -> Run:
     port, log = free_port(), tmp / "bare.log"
     cmd = [*pinning.server, sys.executable, str(BENCH / "bare.py"), "--host", HOST]
     proc = start([*cmd, "--port", str(port)], dict(os.environ), log)
     try:
         wait_ready(proc, port, log, path=None)  # bare has no /healthz: a TCP accept will do
         result = run_wrk(port, args, pinning)
-        return result, peak_rss_mib(proc.pid) or 0.0
+        rss = peak_rss_mib(proc.pid)
     except Exception:
         print(f"bare log (tail):\n{log_tail(log)}", file=sys.stderr)
         raise
     finally:
-        stop(proc)
+        clean = stop(proc)
+    return Run(result, rss, {}, server_warnings("bare", clean, log))
 
 
-def bench_zeef(
-    args: argparse.Namespace, pinning: Pinning, tmp: Path
-) -> tuple[WrkResult, float, dict[str, int]]:
+def bench_zeef(args: argparse.Namespace, pinning: Pinning, tmp: Path) -> Run:
     port, log = free_port(), tmp / "zeef.log"
     env = dict(os.environ)
     env["ZEEF_DATABASE"] = str(tmp / "zeef.sqlite3")
@@ -310,12 +344,13 @@ def bench_zeef(
         wait_ready(proc, port, log, path="/healthz")
         result = run_wrk(port, args, pinning)
         stored = wait_for_flush(env)  # the server must stay up: it does the flushing
-        return result, peak_rss_mib(proc.pid) or 0.0, stored
+        rss = peak_rss_mib(proc.pid)
     except Exception:
         print(f"zeef log (tail):\n{log_tail(log)}", file=sys.stderr)
         raise
     finally:
-        stop(proc)
+        clean = stop(proc)
+    return Run(result, rss, stored, server_warnings("zeef", clean, log))
 
 
 def exit_on_sigterm(signum: int, frame: object) -> None:
@@ -345,14 +380,16 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="zeef-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        bare, bare_rss = bench_bare(args, pinning, tmp)
+        bare_run = bench_bare(args, pinning, tmp)
         if args.verbose:
-            print(bare.output)
-        print(describe("bare", bare, bare_rss), flush=True)
-        zeef, zeef_rss, stored = bench_zeef(args, pinning, tmp)
+            print(bare_run.result.output)
+        print(describe("bare", bare_run.result, bare_run.rss), flush=True)
+        zeef_run = bench_zeef(args, pinning, tmp)
         if args.verbose:
-            print(zeef.output)
-        print(describe("zeef", zeef, zeef_rss))
+            print(zeef_run.result.output)
+        print(describe("zeef", zeef_run.result, zeef_run.rss))
+
+    bare, zeef, stored = bare_run.result, zeef_run.result, zeef_run.stored
 
     ratio = zeef.accepted_per_second / bare.accepted_per_second if bare.num("accepted") else 0.0
     verdict = "meets target" if ratio >= TARGET_RATIO else "BELOW target"
@@ -369,7 +406,7 @@ def main() -> int:
         problems.append("zeef: no event accepted")
     if pageviews != accepted:
         problems.append(f"zeef: stored pageviews {pageviews} != accepted {accepted}")
-    for warning in bare_warns + zeef_warns:
+    for warning in bare_warns + zeef_warns + bare_run.warnings + zeef_run.warnings:
         print(f"WARN: {warning}")
     for problem in problems:
         print(f"FAIL: {problem}")

@@ -62,7 +62,10 @@ class EventBuffer:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
+            # Cancel between flushes only: a cancelled aiosqlite call goes on in its thread, so
+            # a flush cut short lost its batch, or wrote it twice and never ended.
+            async with self._lock:
+                self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None

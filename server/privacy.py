@@ -34,7 +34,9 @@ def parse_ip(text: str) -> IPAddress | None:
         address = ipaddress.IPv6Address(socket.inet_pton(socket.AF_INET6, text.split("%", 1)[0]))
     except OSError:
         return None
-    return address.ipv4_mapped or address
+    # A 6to4 address carries the visitor's whole IPv4 address in bits 16-48, which a /48 keeps:
+    # treat it as that IPv4 address, so truncation removes what it must.
+    return address.ipv4_mapped or address.sixtofour or address
 
 
 def client_ip(

@@ -21,8 +21,9 @@ PROXIES = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("fd00::/8"))
         ("2001:db8:85a3:1234:5678:8a2e:370:7334", 2, "2001:db8:85a3::"),
         ("2001:db8:85a3:1234:5678:8a2e:370:7334", 3, "2001:db8::"),
         ("::ffff:81.2.69.142", 2, "81.2.0.0"),
+        ("2002:5102:458e::1", 2, "81.2.0.0"),  # 6to4: 81.2.69.142 inside the first 48 bits
     ],
-    ids=["v4-1", "v4-2", "v4-3", "v6-64", "v6-48", "v6-32", "v4-mapped"],
+    ids=["v4-1", "v4-2", "v4-3", "v6-64", "v6-48", "v6-32", "v4-mapped", "6to4"],
 )
 def test_truncate_ip(address: str, mask: int, expected: str) -> None:
     parsed = parse_ip(address)

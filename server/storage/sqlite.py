@@ -150,7 +150,8 @@ class SQLiteStorage:
                 await conn.execute(f"PRAGMA user_version = {number:d}")
             await conn.execute("COMMIT")
         except BaseException:
-            await conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                await conn.execute("ROLLBACK")
             raise
 
     async def can_write(self) -> bool:
@@ -190,7 +191,8 @@ class SQLiteStorage:
                 rows = {str(r[0]): bytes(r[1]) for r in await cursor.fetchall()}
             await conn.execute("COMMIT")
         except BaseException:
-            await conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                await conn.execute("ROLLBACK")
             raise
         return rows[day], rows.get(yesterday)
 
@@ -223,7 +225,8 @@ class SQLiteStorage:
             await conn.executemany(INSERT_EVENT, [_event_row(event) for event in events])
             await conn.execute("COMMIT")
         except BaseException:
-            await conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                await conn.execute("ROLLBACK")
             raise
 
     async def _continue_visits(self, conn: aiosqlite.Connection, events: Sequence[Event]) -> None:
