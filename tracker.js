@@ -61,9 +61,11 @@
       payload.sd = options.sd
       payload.e = options.e
     }
-    // A string body is sent as text/plain: a "simple" request, so no CORS preflight.
-    // keepalive lets it finish while the page unloads, as sendBeacon would.
-    fetch(endpoint, { method: 'POST', body: JSON.stringify(payload), keepalive: true, credentials: 'omit' }).then(
+    // A string body goes as text/plain: a "simple" request, so no CORS preflight. sendBeacon
+    // survives the page being closed; fetch is used when the caller waits for the answer.
+    var body = JSON.stringify(payload)
+    if (!options.callback && navigator.sendBeacon && navigator.sendBeacon(endpoint, body)) return
+    fetch(endpoint, { method: 'POST', body: body, keepalive: true, credentials: 'omit' }).then(
       function (response) {
         done({ status: response.status })
       },

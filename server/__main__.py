@@ -46,6 +46,15 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("domain")
     add.add_argument("--timezone", default="UTC", help="IANA name, e.g. Europe/Amsterdam")
     add.set_defaults(run=_with_storage(_site_add))
+    change = site.add_parser("set", help="change a site's settings")
+    change.add_argument("domain")
+    change.add_argument(
+        "--dnt",
+        choices=["honour", "ignore"],
+        required=True,
+        help="honour Do Not Track and Global Privacy Control (the default), or count anyway",
+    )
+    change.set_defaults(run=_with_storage(_site_set))
     listing = site.add_parser("list", help="list sites")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(run=_with_storage(_site_list))
@@ -113,13 +122,27 @@ async def _site_add(storage: Storage, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _site_set(storage: Storage, args: argparse.Namespace) -> int:
+    site = await sites.find_site(storage, args.domain)
+    if site is None:
+        print(f"zeef: no site {args.domain!r}; add it with `zeef site add`", file=sys.stderr)
+        return 1
+    await storage.set_honour_dnt(site.id, args.dnt == "honour")
+    print(f"{site.domain}: Do Not Track and Global Privacy Control are {args.dnt}d")
+    return 0
+
+
 async def _site_list(storage: Storage, args: argparse.Namespace) -> int:
     rows = await storage.sites()
     if args.json:
-        print(json.dumps([{"domain": s.domain, "timezone": s.timezone} for s in rows]))
+        listing = [
+            {"domain": s.domain, "timezone": s.timezone, "honour_dnt": s.honour_dnt} for s in rows
+        ]
+        print(json.dumps(listing))
         return 0
     for site in rows:
-        print(f"{site.domain}\t{site.timezone}")
+        dnt = "honours DNT/GPC" if site.honour_dnt else "ignores DNT/GPC"
+        print(f"{site.domain}\t{site.timezone}\t{dnt}")
     return 0
 
 

@@ -139,6 +139,13 @@ class Collector:
             for site in sites:
                 self.buffer.drop(site.id, DropReason.DOMAIN_MISMATCH, now)
             return DropReason.DOMAIN_MISMATCH
+        if headers.get(b"sec-gpc") == b"1" or headers.get(b"dnt") == b"1":
+            honouring = [site for site in sites if site.honour_dnt]
+            for site in honouring:
+                self.buffer.drop(site.id, DropReason.OPTED_OUT, now)
+            sites = [site for site in sites if not site.honour_dnt]
+            if not sites:
+                return DropReason.OPTED_OUT
         agent = enrich.parse_agent(user_agent)
         if agent.is_bot:
             for site in sites:

@@ -13,6 +13,7 @@ class DropReason(StrEnum):
     UNKNOWN_SITE = "unknown_site"
     DOMAIN_MISMATCH = "domain_mismatch"
     INVALID_PAYLOAD = "invalid_payload"
+    OPTED_OUT = "opted_out"  # Do Not Track or Global Privacy Control, on a site that honours them
 
 
 @dataclass(slots=True)
@@ -57,3 +58,4 @@ class Site:
     domain: str
     timezone: str
     created_at: int
+    honour_dnt: bool = True

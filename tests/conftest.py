@@ -123,3 +123,40 @@ async def zeef_geo(settings: Settings, clock: Clock) -> AsyncIterator[Zeef]:
 
 def pageview(url: str = "https://example.com/", **extra: Any) -> dict[str, Any]:
     return {"n": "pageview", "u": url, "d": "example.com", "r": None, **extra}
+
+
+# -- browser tests: real Chromium (Debian's package) through Playwright -------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():  # type: ignore[no-untyped-def]
+    """Module-scoped: Playwright's sync API keeps an event loop of its own running while it is
+    open, and pytest-asyncio's tests in later modules need the thread to have none."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="session")
+def fixture_site():  # type: ignore[no-untyped-def]
+    from .pages import FixtureSite
+
+    site = FixtureSite().start()
+    yield site
+    site.stop()

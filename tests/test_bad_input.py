@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
@@ -37,8 +38,11 @@ CASES = [
     (json.dumps(pageview(sd=250)).encode(), 400, "between 0 and 100"),
     (json.dumps(pageview(e=-5)).encode(), 400, "between"),
     (json.dumps(pageview(i="no")).encode(), 400, "true or false"),
-    (b'{"n": "pageview", "u": "https://example.com/", "d": "example.com", "sd": NaN}', 400,
-     "not valid JSON"),
+    (
+        b'{"n": "pageview", "u": "https://example.com/", "d": "example.com", "sd": NaN}',
+        400,
+        "not valid JSON",
+    ),
     (b"[" * 5000 + b"]" * 5000, 413, "8 KiB"),
     (b"[" * 3000 + b"]" * 3000, 400, "not valid JSON"),
     (json.dumps(pageview(p={"k": "v" * 9000})).encode(), 413, "8 KiB"),
@@ -118,10 +122,8 @@ def test_parser_accepts_or_refuses_cleanly(data: dict[str, object]) -> None:
 @given(st.binary(max_size=9000))
 @settings(max_examples=300, deadline=None)
 def test_parser_never_raises_anything_else_on_bytes(body: bytes) -> None:
-    try:
+    with contextlib.suppress(PayloadError):
         parse_payload(body)
-    except PayloadError:
-        pass
 
 
 @given(
@@ -129,7 +131,9 @@ def test_parser_never_raises_anything_else_on_bytes(body: bytes) -> None:
     referrer=st.none() | st.text(max_size=60),
     props=st.dictionaries(st.text(min_size=1, max_size=10), st.text(max_size=20), max_size=5),
 )
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 async def test_server_never_answers_5xx(zeef: Zeef, url: str, referrer, props) -> None:
     response = await zeef.send(pageview(url, r=referrer, p=props))
     assert response.status_code in (202, 400), response.text

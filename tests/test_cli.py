@@ -22,13 +22,19 @@ def zeef(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[
 
 
 def test_site_add_list_and_empty_stats(tmp_path: Path) -> None:
-    added = zeef(tmp_path, "site", "add", "https://www.Example.com/", "--timezone", "Europe/Amsterdam")
+    added = zeef(
+        tmp_path, "site", "add", "https://www.Example.com/", "--timezone", "Europe/Amsterdam"
+    )
     assert added.returncode == 0, added.stderr
     assert zeef(tmp_path, "site", "add", "example.com").returncode == 1
     assert zeef(tmp_path, "site", "add", "not a domain").returncode == 2
     assert zeef(tmp_path, "site", "add", "ok.example", "--timezone", "Mars/Olympus").returncode == 2
     listing = zeef(tmp_path, "site", "list", "--json")
-    assert json.loads(listing.stdout) == [{"domain": "example.com", "timezone": "Europe/Amsterdam"}]
+    assert json.loads(listing.stdout) == [
+        {"domain": "example.com", "timezone": "Europe/Amsterdam", "honour_dnt": True}
+    ]
+    assert zeef(tmp_path, "site", "set", "example.com", "--dnt", "ignore").returncode == 0
+    assert json.loads(zeef(tmp_path, "site", "list", "--json").stdout)[0]["honour_dnt"] is False
     for period in ("day", "7d", "30d", "all"):
         stats = zeef(tmp_path, "stats", "example.com", "--period", period, "--json")
         assert stats.returncode == 0, stats.stderr

@@ -8,7 +8,7 @@ import pytest
 
 from server.sites import add_site
 
-from .conftest import CHROME, FIREFOX, IPHONE, Zeef, pageview
+from .conftest import FIREFOX, IPHONE, Zeef, pageview
 
 
 async def test_pageview_is_accepted_and_stored_anonymised(zeef: Zeef) -> None:
@@ -199,3 +199,22 @@ async def test_healthz(zeef: Zeef) -> None:
     response = await zeef.client.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize("header", ["dnt", "sec-gpc"], ids=["do-not-track", "gpc"])
+async def test_privacy_signals_are_honoured_unless_the_site_opted_out(
+    zeef: Zeef, header: str
+) -> None:
+    signalled = {"content-type": "text/plain", "user-agent": FIREFOX, header: "1"}
+    body = json.dumps(pageview())
+    response = await zeef.client.post("/api/event", content=body, headers=signalled)
+    assert response.headers["x-zeef-drop"] == "opted_out"
+    storage = zeef.app.state.storage
+    [site] = await storage.sites()
+    await storage.set_honour_dnt(site.id, False)
+    await zeef.app.state.collector.sites.reload()
+    response = await zeef.client.post("/api/event", content=body, headers=signalled)
+    assert "x-zeef-drop" not in response.headers
+    await zeef.flush()
+    assert len(zeef.rows()) == 1
+    assert zeef.rows("SELECT reason, count FROM drops") == [{"reason": "opted_out", "count": 1}]

@@ -211,9 +211,13 @@ class SQLiteStorage:
     async def sites(self) -> list[Site]:
         conn = await self.reader()
         async with conn.execute(
-            "SELECT id, domain, timezone, created_at FROM sites ORDER BY domain"
+            "SELECT id, domain, timezone, created_at, honour_dnt FROM sites ORDER BY domain"
         ) as cursor:
-            return [Site(*row) for row in await cursor.fetchall()]
+            return [Site(*row[:4], bool(row[4])) for row in await cursor.fetchall()]
+
+    async def set_honour_dnt(self, site_id: int, honour: bool) -> None:
+        conn = await self.writer()
+        await conn.execute("UPDATE sites SET honour_dnt = ? WHERE id = ?", (int(honour), site_id))
 
     async def insert_events(self, events: Sequence[Event]) -> None:
         if not events:
