@@ -74,8 +74,17 @@ def context(browser: Any) -> Iterator[Any]:
 
 
 @pytest.fixture
-def recorder(context: Any) -> Recorder:
-    return Recorder(context)
+def recorder(context: Any, fixture_site: FixtureSite) -> Iterator[Recorder]:
+    """After every test: no cookie, no storage entry, no request to a third host."""
+    recorder = Recorder(context)
+    yield recorder
+    assert context.cookies() == []
+    for tab in context.pages:
+        if tab.url.startswith(fixture_site.origin):
+            # The visitor's own opt-out flag is the one entry allowed (the test sets it).
+            keys = tab.evaluate("[...Object.keys(localStorage), ...Object.keys(sessionStorage)]")
+            assert [key for key in keys if key != "zeef_ignore"] == []
+    assert_only_zeef_and_the_page(recorder, fixture_site)
 
 
 def assert_nothing_left_behind(context: Any, tab: Any, site: FixtureSite) -> None:
