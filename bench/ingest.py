@@ -1,12 +1,15 @@
 """Ingest benchmark: Zeef's POST /api/event against a bare Starlette app.
 
-Runs the same wrk load (bench/event.lua) first against bench/bare.py, then against
-`python -m server serve` on a fresh SQLite database, prints events/s for both and
-their ratio (target: Zeef >= 0.6 x bare), then checks that every event wrk saw
-accepted (202 without X-Zeef-Drop) was stored. Exits 1 when the counts differ or
-any response was non-2xx; a low ratio is only reported, as the machine is noisy.
+Starts bench/bare.py and `python -m server serve` (on a fresh SQLite database) side
+by side, both pinned to the same server CPU, then runs --rounds rounds; each round
+drives both with the same wrk load (bench/event.lua), alternating which goes first
+(bare-zeef, zeef-bare, ...). It prints each round's req/s and zeef/bare ratio, then
+the median, min and max ratio (target: median >= 0.6) and the median req/s of each,
+and finally checks that every event wrk saw accepted over all rounds (202 without
+X-Zeef-Drop) was stored. Exits 1 when the counts differ or any response was
+non-2xx; a low ratio is only reported, as the machine is noisy.
 
-    python bench/ingest.py [--duration 10] [--connections 64] [--threads 1]
+    python bench/ingest.py [--rounds 5] [--duration 5] [--connections 64] [--threads 1]
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -246,11 +250,17 @@ def stats(env: dict[str, str]) -> dict[str, int]:
     return json.loads(zeef_cli(env, "stats", DOMAIN, "--period", "all", "--json"))
 
 
-def wait_for_flush(env: dict[str, str]) -> dict[str, int]:
-    """Poll stats until pageviews stops growing (or FLUSH_MAX_SECONDS pass)."""
+def wait_for_flush(env: dict[str, str], expected: int | None = None) -> dict[str, int]:
+    """Poll stats until pageviews stops growing (or FLUSH_MAX_SECONDS pass).
+
+    With `expected`, also return as soon as pageviews reaches it: between rounds
+    we only need Zeef's flush to be over, not the full stability wait.
+    """
     start = changed = time.monotonic()
     current = stats(env)
     while time.monotonic() - start < FLUSH_MAX_SECONDS:
+        if expected is not None and current.get("pageviews", 0) >= expected:
+            break
         time.sleep(0.5)
         latest = stats(env)
         if latest.get("pageviews") != current.get("pageviews"):
@@ -261,16 +271,19 @@ def wait_for_flush(env: dict[str, str]) -> dict[str, int]:
     return current
 
 
-def describe(name: str, result: WrkResult, rss: float | None) -> str:
-    rss_text = f"{rss:.1f} MiB" if rss is not None else "n/a"
+def describe(name: str, result: WrkResult) -> str:
     c = result.counts
     return (
-        f"{name:5}: {result.accepted_per_second:6.0f} events/s, "
+        f"  {name:5}: {result.accepted_per_second:6.0f} events/s, "
         f"{result.requests_per_second:6.0f} req/s  "
         f"(accepted {c['accepted']}, dropped {c['dropped']}, other 2xx {c['other_2xx']}, "
-        f"non-2xx {c['non_2xx']}; p50 {result.num('p50_us') / 1000:.1f} ms, "
-        f"p99 {result.num('p99_us') / 1000:.1f} ms; peak RSS {rss_text})"
+        f"non-2xx {c['non_2xx']}; p50 {latency_ms(result, 'p50_us'):.1f} ms, "
+        f"p99 {latency_ms(result, 'p99_us'):.1f} ms)"
     )
+
+
+def latency_ms(result: WrkResult, key: str) -> float:
+    return result.num(key) / 1000  # event.lua reports microseconds
 
 
 def check_wrk(name: str, result: WrkResult, connections: int) -> tuple[list[str], list[str]]:
@@ -288,7 +301,7 @@ def check_wrk(name: str, result: WrkResult, connections: int) -> tuple[list[str]
             f"{name}: only {c['parked']}/{connections} connections drained within "
             f"{DRAIN_SECONDS} s; unanswered requests may be stored but not counted"
         )
-    if name == "zeef" and result.num("dropped"):
+    if name.startswith("zeef") and result.num("dropped"):
         warns.append(
             f"{name}: {c['dropped']} browser requests dropped as bots "
             f"(X-Zeef-Drop: {c['drop_reason']})"
@@ -297,13 +310,29 @@ def check_wrk(name: str, result: WrkResult, connections: int) -> tuple[list[str]
 
 
 @dataclass
-class Run:
-    """One server's figures: wrk's counts, its peak RSS, its stats and anything odd."""
+class Server:
+    """A server we started and keep up for all rounds."""
 
-    result: WrkResult
-    rss: float | None
-    stored: dict[str, int]
-    warnings: list[str]
+    name: str
+    proc: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+
+@dataclass
+class Round:
+    """One round: the same wrk load against each server, in `order`."""
+
+    number: int
+    order: tuple[str, ...]
+    results: dict[str, WrkResult]
+
+    @property
+    def ratio(self) -> float:
+        # Accepted per second on both sides: for bare that is every response, and a
+        # request Zeef drops or answers otherwise is not ingest work done.
+        bare, zeef = self.results["bare"], self.results["zeef"]
+        return zeef.accepted_per_second / bare.accepted_per_second if bare.num("accepted") else 0.0
 
 
 def server_warnings(name: str, clean_exit: bool, log: Path) -> list[str]:
@@ -314,43 +343,79 @@ def server_warnings(name: str, clean_exit: bool, log: Path) -> list[str]:
     return warnings
 
 
-def bench_bare(args: argparse.Namespace, pinning: Pinning, tmp: Path) -> Run:
-    port, log = free_port(), tmp / "bare.log"
-    cmd = [*pinning.server, sys.executable, str(BENCH / "bare.py"), "--host", HOST]
-    proc = start([*cmd, "--port", str(port)], dict(os.environ), log)
-    try:
-        wait_ready(proc, port, log, path=None)  # bare has no /healthz: a TCP accept will do
-        result = run_wrk(port, args, pinning)
-        rss = peak_rss_mib(proc.pid)
-    except Exception:
-        print(f"bare log (tail):\n{log_tail(log)}", file=sys.stderr)
-        raise
-    finally:
-        clean = stop(proc)
-    return Run(result, rss, {}, server_warnings("bare", clean, log))
-
-
-def bench_zeef(args: argparse.Namespace, pinning: Pinning, tmp: Path) -> Run:
-    port, log = free_port(), tmp / "zeef.log"
+def zeef_env(tmp: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["ZEEF_DATABASE"] = str(tmp / "zeef.sqlite3")
     # wrk connects from 127.0.0.1; trusting it makes Zeef take event.lua's
     # X-Forwarded-For as the client address, so visitors differ.
     env["ZEEF_TRUSTED_PROXIES"] = HOST
-    zeef_cli(env, "site", "add", DOMAIN)
+    return env
+
+
+def launch_bare(pinning: Pinning, tmp: Path) -> Server:
+    port, log = free_port(), tmp / "bare.log"
+    cmd = [*pinning.server, sys.executable, str(BENCH / "bare.py"), "--host", HOST]
+    return Server("bare", start([*cmd, "--port", str(port)], dict(os.environ), log), port, log)
+
+
+def launch_zeef(pinning: Pinning, tmp: Path, env: dict[str, str]) -> Server:
+    port, log = free_port(), tmp / "zeef.log"
     cmd = [*pinning.server, sys.executable, "-m", "server", "serve", "--host", HOST]
     proc = start([*cmd, "--port", str(port), "--workers", "1"], env, log)
-    try:
-        wait_ready(proc, port, log, path="/healthz")
-        result = run_wrk(port, args, pinning)
-        stored = wait_for_flush(env)  # the server must stay up: it does the flushing
-        rss = peak_rss_mib(proc.pid)
-    except Exception:
-        print(f"zeef log (tail):\n{log_tail(log)}", file=sys.stderr)
-        raise
-    finally:
-        clean = stop(proc)
-    return Run(result, rss, stored, server_warnings("zeef", clean, log))
+    return Server("zeef", proc, port, log)
+
+
+def run_rounds(
+    args: argparse.Namespace, pinning: Pinning, servers: dict[str, Server], env: dict[str, str]
+) -> list[Round]:
+    """Drive both servers args.rounds times, alternating which one goes first.
+
+    Alternating cancels out drift within a round (the machine getting busier or
+    quieter, Zeef's database growing) instead of always charging it to one side.
+    """
+    rounds: list[Round] = []
+    zeef_accepted = 0
+    for number in range(1, args.rounds + 1):
+        order = ("bare", "zeef") if number % 2 else ("zeef", "bare")
+        results: dict[str, WrkResult] = {}
+        for name in order:
+            results[name] = run_wrk(servers[name].port, args, pinning)
+            if name == "zeef":
+                zeef_accepted += results[name].num("accepted")
+                # Zeef writes what it buffered up to a second later, on the same CPU
+                # as bare: let that flush finish so it is not charged to bare's run.
+                wait_for_flush(env, expected=zeef_accepted)
+        current = Round(number, order, results)
+        rounds.append(current)
+        if args.verbose:
+            for name in order:
+                print(results[name].output)
+        bare, zeef = results["bare"], results["zeef"]
+        print(
+            f"round {number} ({'-'.join(order)}): bare {bare.accepted_per_second:6.0f} req/s, "
+            f"zeef {zeef.accepted_per_second:6.0f} req/s, ratio {current.ratio:.2f}  "
+            f"(p50/p99 ms: bare {latency_ms(bare, 'p50_us'):.1f}/"
+            f"{latency_ms(bare, 'p99_us'):.1f}, zeef {latency_ms(zeef, 'p50_us'):.1f}/"
+            f"{latency_ms(zeef, 'p99_us'):.1f})",
+            flush=True,
+        )
+        if args.verbose:
+            for name in ("bare", "zeef"):
+                print(describe(name, results[name]), flush=True)
+    return rounds
+
+
+def summarize(name: str, results: list[WrkResult], rss: float | None) -> str:
+    # Medians, like the ratio: one round hit by a noisy neighbour should not move them.
+    rss_text = f"{rss:.1f} MiB" if rss is not None else "n/a"
+    rates = [r.accepted_per_second for r in results]
+    p50 = statistics.median(latency_ms(r, "p50_us") for r in results)
+    p99 = statistics.median(latency_ms(r, "p99_us") for r in results)
+    return (
+        f"{name:5}: median {statistics.median(rates):6.0f} req/s "
+        f"(min {min(rates):.0f}, max {max(rates):.0f}); median p50 {p50:.1f} ms, "
+        f"p99 {p99:.1f} ms; peak RSS {rss_text}"
+    )
 
 
 def exit_on_sigterm(signum: int, frame: object) -> None:
@@ -361,11 +426,14 @@ def exit_on_sigterm(signum: int, frame: object) -> None:
 def main() -> int:
     signal.signal(signal.SIGTERM, exit_on_sigterm)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=int, default=10, help="send window per run, seconds")
+    parser.add_argument("--rounds", type=int, default=5, help="bare+zeef rounds")
+    parser.add_argument("--duration", type=int, default=5, help="send window per run, seconds")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument("--verbose", action="store_true", help="print wrk's own output")
     args = parser.parse_args()
+    if args.rounds < 1 or args.duration < 1:
+        parser.error("--rounds and --duration must be >= 1")
     if args.connections < args.threads:
         parser.error("--connections must be >= --threads (wrk gives each thread a share)")
     if shutil.which("wrk") is None:
@@ -373,40 +441,72 @@ def main() -> int:
 
     pinning = plan_pinning(args.threads)
     print(
-        f"ingest bench: {args.duration} s send window (+{DRAIN_SECONDS} s drain), "
-        f"{args.connections} connections, {args.threads} wrk thread(s)"
+        f"ingest bench: {args.rounds} rounds, {args.duration} s send window "
+        f"(+{DRAIN_SECONDS} s drain) per server, {args.connections} connections, "
+        f"{args.threads} wrk thread(s)"
     )
     print(f"pinning: {pinning.note}")
+    print("req/s = accepted requests (202, not dropped) per second of send window")
 
     with tempfile.TemporaryDirectory(prefix="zeef-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        bare_run = bench_bare(args, pinning, tmp)
-        if args.verbose:
-            print(bare_run.result.output)
-        print(describe("bare", bare_run.result, bare_run.rss), flush=True)
-        zeef_run = bench_zeef(args, pinning, tmp)
-        if args.verbose:
-            print(zeef_run.result.output)
-        print(describe("zeef", zeef_run.result, zeef_run.rss))
+        env = zeef_env(tmp)
+        zeef_cli(env, "site", "add", DOMAIN)
+        servers: dict[str, Server] = {}
+        clean: dict[str, bool] = {}
+        try:
+            # Both stay up for all rounds: an idle server costs next to nothing, and
+            # starting each once keeps startup out of every round.
+            servers["bare"] = launch_bare(pinning, tmp)
+            servers["zeef"] = launch_zeef(pinning, tmp, env)
+            # bare has no /healthz: a TCP accept will do.
+            wait_ready(servers["bare"].proc, servers["bare"].port, servers["bare"].log, None)
+            wait_ready(servers["zeef"].proc, servers["zeef"].port, servers["zeef"].log, "/healthz")
+            rounds = run_rounds(args, pinning, servers, env)
+            stored = wait_for_flush(env)  # Zeef must stay up: it does the flushing
+            rss = {name: peak_rss_mib(server.proc.pid) for name, server in servers.items()}
+        except Exception:
+            for server in servers.values():
+                print(f"{server.name} log (tail):\n{log_tail(server.log)}", file=sys.stderr)
+            raise
+        finally:
+            for name, server in servers.items():
+                clean[name] = stop(server.proc)
+        warnings = [
+            warning
+            for name, server in servers.items()
+            for warning in server_warnings(name, clean[name], server.log)
+        ]
 
-    bare, zeef, stored = bare_run.result, zeef_run.result, zeef_run.stored
-
-    ratio = zeef.accepted_per_second / bare.accepted_per_second if bare.num("accepted") else 0.0
-    verdict = "meets target" if ratio >= TARGET_RATIO else "BELOW target"
-    print(f"ratio zeef/bare: {ratio:.2f} (target {TARGET_RATIO:.2f}, {verdict})")
-    accepted, pageviews = zeef.num("accepted"), stored.get("pageviews", -1)
+    ratios = [r.ratio for r in rounds]
+    median_ratio = statistics.median(ratios)
+    print(f"summary over {len(rounds)} rounds:")
+    for name in ("bare", "zeef"):
+        print("  " + summarize(name, [r.results[name] for r in rounds], rss[name]))
+    verdict = "meets target" if median_ratio >= TARGET_RATIO else "BELOW target"
     print(
-        f"stored: pageviews={pageviews} accepted={accepted} visitors={stored.get('visitors')} "
-        f"visits={stored.get('visits')} events={stored.get('events')}"
+        f"  ratio zeef/bare: median {median_ratio:.2f} (min {min(ratios):.2f}, "
+        f"max {max(ratios):.2f}; target {TARGET_RATIO:.2f}, {verdict})"
     )
-    bare_fails, bare_warns = check_wrk("bare", bare, args.connections)
-    zeef_fails, zeef_warns = check_wrk("zeef", zeef, args.connections)
-    problems = bare_fails + zeef_fails
+
+    accepted = sum(r.results["zeef"].num("accepted") for r in rounds)
+    pageviews = stored.get("pageviews", -1)
+    print(
+        f"stored: pageviews={pageviews} accepted={accepted} (all rounds) "
+        f"visitors={stored.get('visitors')} visits={stored.get('visits')} "
+        f"events={stored.get('events')}"
+    )
+    problems: list[str] = []
+    for r in rounds:
+        for name in ("bare", "zeef"):
+            fails, warns = check_wrk(f"{name} round {r.number}", r.results[name], args.connections)
+            problems += fails
+            warnings += warns
     if accepted == 0:
         problems.append("zeef: no event accepted")
     if pageviews != accepted:
         problems.append(f"zeef: stored pageviews {pageviews} != accepted {accepted}")
-    for warning in bare_warns + zeef_warns + bare_run.warnings + zeef_run.warnings:
+    for warning in warnings:
         print(f"WARN: {warning}")
     for problem in problems:
         print(f"FAIL: {problem}")
