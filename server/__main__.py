@@ -9,7 +9,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from . import reports, sites
+from . import consent_cli, reports, sites
 from .config import ConfigError, Settings, load_settings
 from .storage import SiteExists, Storage, open_storage
 
@@ -58,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     listing = site.add_parser("list", help="list sites")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(run=_with_storage(_site_list))
+
+    consent_cli.add_commands(commands, _with_storage)
 
     stats = commands.add_parser("stats", help="headline figures for a site")
     stats.add_argument("domain")

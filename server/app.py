@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,6 +18,7 @@ from . import assets
 from .buffer import EventBuffer
 from .collector import Clock, Collector
 from .config import Settings, load_settings
+from .consent import ConsentEndpoints
 from .enrich import GeoIP
 from .logs import AccessLogMiddleware
 from .privacy import Salts
@@ -38,6 +40,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         clock=clock,
     )
 
+    consent = ConsentEndpoints(storage, sites, clock)
+
     async def healthz(request: Request) -> JSONResponse:
         if await storage.can_write():
             return JSONResponse({"status": "ok"})
@@ -49,6 +53,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         app.state.secret_key = settings.secret_key or await storage.secret_key(
             secrets.token_urlsafe(32)
         )
+        collector.visitor_key = hashlib.blake2b(
+            app.state.secret_key.encode(), person=b"zeef-visitor", digest_size=32
+        ).digest()
         await sites.reload()
         buffer.start()
         try:
@@ -64,6 +71,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             Route("/healthz", healthz),
             Route("/tracker.js", assets.serve(assets.load("tracker.js"))),
             Route("/tracker-auto.js", assets.serve(assets.load("tracker-auto.js"))),
+            *consent_routes(consent),
         ],
         middleware=[Middleware(AccessLogMiddleware, settings=settings)],
         lifespan=lifespan,
@@ -73,6 +81,19 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.state.buffer = buffer
     app.state.collector = collector
     return Front(app, collector)
+
+
+def consent_routes(consent: ConsentEndpoints) -> list[Route]:
+    routes = [
+        Route("/consent/config", consent.config),
+        Route("/api/consent", consent.record, methods=["POST", "OPTIONS"]),
+    ]
+    for name in ("consent.js", "consent.css"):
+        if (assets.STATIC / name).exists():
+            media = "text/css; charset=utf-8" if name.endswith(".css") else None
+            asset = assets.load(name, media) if media else assets.load(name)
+            routes.append(Route(f"/{name}", assets.serve(asset)))
+    return routes
 
 
 class Front:

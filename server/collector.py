@@ -61,6 +61,8 @@ class Collector:
         self.buffer = buffer
         self.geoip = geoip
         self.clock = clock or (lambda: datetime.now(UTC))
+        # Keys the hash of consented visitors' first-party IDs; set from the secret key at start.
+        self.visitor_key = b""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"]
@@ -146,6 +148,13 @@ class Collector:
             sites = [site for site in sites if not site.honour_dnt]
             if not sites:
                 return DropReason.OPTED_OUT
+        if payload.visitor is None and any(site.require_consent for site in sites):
+            for site in sites:
+                if site.require_consent:
+                    self.buffer.drop(site.id, DropReason.NO_CONSENT, now)
+            sites = [site for site in sites if not site.require_consent]
+            if not sites:
+                return DropReason.NO_CONSENT
         agent = enrich.parse_agent(user_agent)
         if agent.is_bot:
             for site in sites:
@@ -168,16 +177,24 @@ class Collector:
         revenue = str(payload.revenue_amount) if payload.revenue_amount is not None else None
         ts = int(now.timestamp())
         for site in sites:
+            if payload.visitor:
+                visitor_id = privacy.consented_visitor_hash(
+                    self.visitor_key, site.id, payload.visitor
+                )
+                previous_id = None
+            else:
+                visitor_id = privacy.visitor_hash(salts.current, site.id, address, user_agent)
+                previous_id = (
+                    privacy.visitor_hash(salts.previous, site.id, address, user_agent)
+                    if salts.previous
+                    else None
+                )
             self.buffer.add(
                 Event(
                     site_id=site.id,
                     ts=ts,
-                    visitor_id=privacy.visitor_hash(salts.current, site.id, address, user_agent),
-                    previous_visitor_id=(
-                        privacy.visitor_hash(salts.previous, site.id, address, user_agent)
-                        if salts.previous
-                        else None
-                    ),
+                    visitor_id=visitor_id,
+                    previous_visitor_id=previous_id,
                     name=payload.name,
                     hostname=location.host,
                     path=location.path,
@@ -202,6 +219,7 @@ class Collector:
                     interactive=payload.interactive,
                     scroll_depth=payload.scroll_depth,
                     engaged_ms=payload.engaged_ms,
+                    consented=payload.visitor is not None,
                 )
             )
         return None

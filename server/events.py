@@ -14,6 +14,7 @@ class DropReason(StrEnum):
     DOMAIN_MISMATCH = "domain_mismatch"
     INVALID_PAYLOAD = "invalid_payload"
     OPTED_OUT = "opted_out"  # Do Not Track or Global Privacy Control, on a site that honours them
+    NO_CONSENT = "no_consent"  # the site counts only visitors who consented to analytics
 
 
 @dataclass(slots=True)
@@ -50,6 +51,7 @@ class Event:
     interactive: bool
     scroll_depth: int | None
     engaged_ms: int | None
+    consented: bool = False  # visitor_id comes from the first-party ID analytics consent created
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,3 +61,20 @@ class Site:
     timezone: str
     created_at: int
     honour_dnt: bool = True
+    require_consent: bool = False  # from the consent config: count only consented visitors
+
+
+@dataclass(frozen=True)
+class ConsentRecord:
+    """One visitor decision on a consent banner: the proof, with nothing that identifies them."""
+
+    consent_id: str
+    site_id: int
+    created_at: int
+    action: str
+    choices: dict[str, bool]
+    revision: int
+    language: str
+    texts_hash: str
+    path: str
+    gpc: bool

@@ -35,7 +35,9 @@ _ALIASES = {
     "m": "meta",
 }
 # Keys we take without a long alias: engagement fields, the tracker version, Plausible's
-# legacy screen width. Anything else is refused so a typo is noticed rather than ignored.
+# legacy screen width, and Zeef's own `c`: the first-party visitor ID that exists only after
+# the visitor accepted analytics cookies. Anything else is refused: a typo is noticed, not
+# silently ignored.
 _PLAIN = {
     "sd",
     "e",
@@ -54,6 +56,7 @@ _PLAIN = {
 
 
 _CONTROL = re.compile(r"[\x00-\x1f]")
+_VISITOR = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 
 
 def _refuse_constant(name: str) -> None:
@@ -81,6 +84,7 @@ class Payload:
     hash_mode: bool
     scroll_depth: int | None
     engaged_ms: int | None
+    visitor: str | None = None
 
     @property
     def is_engagement(self) -> bool:
@@ -127,6 +131,9 @@ def parse_payload(body: bytes) -> Payload:
     interactive = fields.get("interactive", True)
     if not isinstance(interactive, bool):
         raise PayloadError("'interactive' must be true or false")
+    visitor = fields.get("c")
+    if visitor is not None and (not isinstance(visitor, str) or not _VISITOR.match(visitor)):
+        raise PayloadError("'c' must be the consented visitor ID (16-64 URL-safe characters)")
     hash_mode = fields.get("hashMode", False)
     if not isinstance(hash_mode, bool | int) or hash_mode not in (0, 1):
         raise PayloadError("'hashMode' must be true, false, 0 or 1")
@@ -142,6 +149,7 @@ def parse_payload(body: bytes) -> Payload:
         hash_mode=bool(hash_mode),
         scroll_depth=scroll_depth,
         engaged_ms=engaged_ms,
+        visitor=visitor,
     )
 
 

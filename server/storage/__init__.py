@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-from ..events import Event, Site
+from ..events import ConsentRecord, Event, Site
 
 # (site_id, UTC day "YYYY-MM-DD", reason) -> count
 DropCounts = Mapping[tuple[int, str, str], int]
@@ -41,6 +41,24 @@ class Storage(Protocol):
     async def sites(self) -> list[Site]: ...
 
     async def set_honour_dnt(self, site_id: int, honour: bool) -> None: ...
+
+    async def consent_config(self, site_id: int) -> str | None:
+        """The site's consent config as JSON, or None when never configured."""
+        ...
+
+    async def set_consent_config(self, site_id: int, config: str, updated_at: int) -> None: ...
+
+    async def insert_consent_record(self, record: ConsentRecord) -> None: ...
+
+    async def consent_records(self, site_id: int, since: int) -> list[ConsentRecord]: ...
+
+    async def consent_records_by_id(self, consent_id: str) -> list[ConsentRecord]: ...
+
+    async def delete_consent_records(self, consent_id: str) -> int: ...
+
+    async def consent_rates(self, site_id: int, start: int, end: int) -> list[dict[str, Any]]:
+        """Per UTC day: decisions, and how many accepted each category."""
+        ...
 
     async def insert_events(self, events: Sequence[Event]) -> None: ...
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
-from ..events import Event, Site
+from ..events import ConsentRecord, Event, Site
 from . import DropCounts, SiteExists
 
 # Python's sqlite3 binds None by trying adaptation protocols that raise and catch AttributeError
@@ -33,8 +34,8 @@ INSERT INTO events (
     site_id, ts, visitor_id, name, hostname, path, referrer_host, referrer_path,
     utm_source, utm_medium, utm_campaign, utm_term, utm_content,
     browser, browser_version, os, os_version, device, country, region, city,
-    props, revenue_amount, revenue_currency, interactive, scroll_depth, engaged_ms
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    props, revenue_amount, revenue_currency, interactive, scroll_depth, engaged_ms, consented
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 # Which of yesterday's visitor hashes were active in the 30 minutes before each new event:
@@ -44,6 +45,44 @@ SELECT DISTINCT j.value ->> 0, j.value ->> 1
 FROM json_each(:candidates) AS j
 JOIN events AS e
   ON e.site_id = j.value ->> 0 AND e.visitor_id = j.value ->> 1 AND e.ts >= j.value ->> 2
+"""
+
+SITES = """
+SELECT s.id, s.domain, s.timezone, s.created_at, s.honour_dnt,
+       COALESCE(json_extract(c.config, '$.require_consent'), 0)
+FROM sites AS s LEFT JOIN consent_configs AS c ON c.site_id = s.id
+ORDER BY s.domain
+"""
+
+INSERT_CONSENT_RECORD = """
+INSERT INTO consent_records (
+    consent_id, site_id, created_at, action, choices, revision, language, texts_hash, path, gpc
+) VALUES (
+    :consent_id, :site_id, :created_at, :action, :choices, :revision, :language, :texts_hash,
+    :path, :gpc
+)
+"""
+
+CONSENT_RECORDS = """
+SELECT consent_id, site_id, created_at, action, choices, revision, language, texts_hash, path, gpc
+FROM consent_records
+WHERE site_id = :site_id AND created_at >= :since
+ORDER BY created_at, id
+"""
+
+CONSENT_RECORDS_BY_ID = """
+SELECT consent_id, site_id, created_at, action, choices, revision, language, texts_hash, path, gpc
+FROM consent_records WHERE consent_id = :consent_id ORDER BY created_at, id
+"""
+
+# Per day (UTC): decisions, and how many of them accepted each category.
+CONSENT_RATES = """
+SELECT date(created_at, 'unixepoch') AS day, COUNT(*) AS decisions,
+       j.key AS category, SUM(j.value = 1) AS accepted
+FROM consent_records, json_each(consent_records.choices) AS j
+WHERE site_id = :site_id AND created_at >= :start AND created_at < :end
+GROUP BY day, category
+ORDER BY day, category
 """
 
 ADD_DROPS = """
@@ -215,10 +254,63 @@ class SQLiteStorage:
 
     async def sites(self) -> list[Site]:
         conn = await self.reader()
+        async with conn.execute(SITES) as cursor:
+            return [
+                Site(*row[:4], honour_dnt=bool(row[4]), require_consent=bool(row[5]))
+                for row in await cursor.fetchall()
+            ]
+
+    async def consent_config(self, site_id: int) -> str | None:
+        conn = await self.reader()
         async with conn.execute(
-            "SELECT id, domain, timezone, created_at, honour_dnt FROM sites ORDER BY domain"
+            "SELECT config FROM consent_configs WHERE site_id = ?", (site_id,)
         ) as cursor:
-            return [Site(*row[:4], bool(row[4])) for row in await cursor.fetchall()]
+            row = await cursor.fetchone()
+        return str(row[0]) if row else None
+
+    async def set_consent_config(self, site_id: int, config: str, updated_at: int) -> None:
+        conn = await self.writer()
+        await conn.execute(
+            "INSERT INTO consent_configs (site_id, config, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (site_id) DO UPDATE SET config = excluded.config, "
+            "updated_at = excluded.updated_at",
+            (site_id, config, updated_at),
+        )
+
+    async def insert_consent_record(self, record: ConsentRecord) -> None:
+        conn = await self.writer()
+        row = asdict(record)
+        row["choices"] = json.dumps(record.choices)
+        row["gpc"] = int(record.gpc)
+        await conn.execute(INSERT_CONSENT_RECORD, row)
+
+    async def consent_records(self, site_id: int, since: int) -> list[ConsentRecord]:
+        conn = await self.reader()
+        params = {"site_id": site_id, "since": since}
+        async with conn.execute(CONSENT_RECORDS, params) as cursor:
+            return [_consent_record(row) for row in await cursor.fetchall()]
+
+    async def consent_records_by_id(self, consent_id: str) -> list[ConsentRecord]:
+        conn = await self.reader()
+        async with conn.execute(CONSENT_RECORDS_BY_ID, {"consent_id": consent_id}) as cursor:
+            return [_consent_record(row) for row in await cursor.fetchall()]
+
+    async def delete_consent_records(self, consent_id: str) -> int:
+        conn = await self.writer()
+        cursor = await conn.execute(
+            "DELETE FROM consent_records WHERE consent_id = ?", (consent_id,)
+        )
+        return cursor.rowcount
+
+    async def consent_rates(self, site_id: int, start: int, end: int) -> list[dict[str, Any]]:
+        conn = await self.reader()
+        params = {"site_id": site_id, "start": start, "end": end}
+        days: dict[str, dict[str, Any]] = {}
+        async with conn.execute(CONSENT_RATES, params) as cursor:
+            for day, decisions, category, accepted in await cursor.fetchall():
+                entry = days.setdefault(day, {"day": day, "decisions": decisions, "accepted": {}})
+                entry["accepted"][category] = accepted
+        return list(days.values())
 
     async def set_honour_dnt(self, site_id: int, honour: bool) -> None:
         conn = await self.writer()
@@ -282,6 +374,13 @@ class SQLiteStorage:
             return {str(reason): int(count) for reason, count in await cursor.fetchall()}
 
 
+def _consent_record(row: Sequence[Any]) -> ConsentRecord:
+    values = list(row)
+    values[4] = json.loads(values[4])  # choices
+    values[9] = bool(values[9])  # gpc
+    return ConsentRecord(*values)
+
+
 def _statements(script: str) -> list[str]:
     """Split a migration into statements (executescript would commit our transaction)."""
     statements, current = [], ""
@@ -302,5 +401,5 @@ def _event_row(e: Event) -> tuple[Any, ...]:
         e.browser, e.browser_version, e.os, e.os_version, e.device,
         e.country, e.region, e.city,
         e.props, e.revenue_amount, e.revenue_currency, int(e.interactive),
-        e.scroll_depth, e.engaged_ms,
+        e.scroll_depth, e.engaged_ms, int(e.consented),
     )  # fmt: skip
