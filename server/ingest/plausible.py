@@ -39,20 +39,9 @@ _ALIASES = {
 # the visitor accepted analytics cookies. Anything else is refused: a typo is noticed, not
 # silently ignored.
 _PLAIN = {
-    "sd",
-    "e",
-    "v",
-    "w",
-    "name",
-    "url",
-    "domain",
-    "referrer",
-    "props",
-    "revenue",
-    "interactive",
-    "hashMode",
-    "meta",
-}
+    "sd", "e", "v", "w", "c", "name", "url", "domain", "referrer", "props", "revenue",
+    "interactive", "hashMode", "meta",
+}  # fmt: skip
 
 
 _CONTROL = re.compile(r"[\x00-\x1f]")
