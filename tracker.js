@@ -6,7 +6,8 @@
  * Attributes: data-domain (site, default the page's host), data-api (collector URL, default
  * the script's own origin), data-hash (count #routes as pages), data-allow-local (count
  * localhost, file: and automated browsers, for tests), data-outbound, data-downloads[="pdf,zip"],
- * data-engagement (opt-in automatic tracking: loads tracker-auto.js from the same origin).
+ * data-engagement (opt-in automatic tracking: loads tracker-auto.js from the same origin),
+ * data-require-consent (send nothing until consent.js reports analytics consent).
  *
  * Built with `npm run build` (terser) into server/static/tracker.js, which is what is served
  * and what the 1,024-byte gzip budget is measured on.
@@ -33,8 +34,6 @@
       (/^(localhost|127(\.\d+){3}|\[::1\])$/.test(location.hostname) ||
         location.protocol == 'file:' ||
         navigator.webdriver ||
-        window._phantom ||
-        window.__nightmare ||
         window.Cypress)
     )
       return 1
@@ -42,6 +41,8 @@
     // which the collector checks again against the site's settings.
     if ((navigator.globalPrivacyControl || navigator.doNotTrack == '1') && attr('dnt') != 'ignore')
       return 1
+    // A site that counts only consented visitors: nothing before the banner's "yes".
+    if (attr('require-consent') != null && !(consent() && consent().accepted('analytics'))) return 1
     try {
       // Set only on the visitor's own request ("do not count me"), never by this script.
       return localStorage.zeef_ignore == 'true'
@@ -57,6 +58,9 @@
     if (options.revenue) payload.$ = options.revenue
     if (options.interactive === false) payload.i = false
     if (hashMode) payload.h = 1
+    // The first-party ID exists only while the visitor accepts analytics (consent.js owns it).
+    var id = consent() && consent().visitorId()
+    if (id) payload.c = id
     if (name == 'engagement') {
       payload.sd = options.sd
       payload.e = options.e
@@ -65,14 +69,12 @@
     // survives the page being closed; fetch is used when the caller waits for the answer.
     var body = JSON.stringify(payload)
     if (!options.callback && navigator.sendBeacon && navigator.sendBeacon(endpoint, body)) return
-    fetch(endpoint, { method: 'POST', body: body, keepalive: true, credentials: 'omit' }).then(
-      function (response) {
-        done({ status: response.status })
-      },
-      function (error) {
-        done({ error: error })
-      }
-    )
+    // Cross-origin fetch sends no cookies by default: none are needed, none go.
+    fetch(endpoint, { method: 'POST', body: body, keepalive: true }).then(done, done)
+  }
+
+  function consent() {
+    return window.zeefConsent
   }
 
   function page() {
@@ -97,7 +99,13 @@
   var queue = (window.zeef && window.zeef.q) || []
   window.zeef = send
   send.page = page
-  send.origin = origin
+  // Called by consent.js on analytics consent: on a consent-only site, count the page now.
+  send.consented = function () {
+    if (attr('require-consent') != null) {
+      lastPage = 0
+      page()
+    }
+  }
 
   // A prerendered page is not a visit until the visitor actually sees it.
   if (document.visibilityState == 'prerender') {

@@ -145,7 +145,7 @@ async def test_a_decision_is_recorded_with_exactly_its_fields(zeef: Zeef) -> Non
         "bad-path",
         "extra-field",
         "unknown-site",
-    ],  # fmt: skip
+    ],
 )
 async def test_bad_decisions_are_refused(zeef: Zeef, changes: dict[str, Any], message: str) -> None:
     response = await zeef.client.post("/api/consent", content=json.dumps(record(**changes)))

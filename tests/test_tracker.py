@@ -272,3 +272,40 @@ def test_served_files_are_built_from_the_sources() -> None:
         ["node", "build-tracker.mjs", "--check"], cwd=root, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
+
+
+CONSENT_STUB = (
+    "<script>window.zeefConsent = {accepted: c => c === 'analytics' && !!window.yes,"
+    " visitorId: () => window.yes ? 'k3J9xQ2mZ7pL0aB4cD8eFg' : null};</script>"
+)
+
+
+def test_consented_visitors_carry_their_first_party_id(
+    context: Any, recorder: Recorder, fixture_site: FixtureSite
+) -> None:
+    url = fixture_site.add("/consented", page("c", CONSENT_STUB + tracker()))
+    tab = context.new_page()
+    tab.goto(url)
+    wait_until(tab, lambda: len(recorder.events) == 1)
+    assert "c" not in recorder.events[0]  # no consent yet: counted without any identifier
+    tab.evaluate("window.yes = true; zeef('Signup')")
+    wait_until(tab, lambda: len(recorder.events) == 2)
+    assert recorder.events[1]["c"] == "k3J9xQ2mZ7pL0aB4cD8eFg"
+
+
+def test_require_consent_sends_nothing_until_analytics_is_accepted(
+    context: Any, recorder: Recorder, fixture_site: FixtureSite
+) -> None:
+    url = fixture_site.add(
+        "/consent-only", page("c", CONSENT_STUB + tracker("data-require-consent"))
+    )
+    tab = context.new_page()
+    tab.goto(url)
+    tab.wait_for_function("typeof window.zeef === 'function'")
+    tab.evaluate("zeef('Signup')")
+    tab.wait_for_timeout(300)
+    assert recorder.events == []
+    tab.evaluate("window.yes = true; zeef.consented()")  # what consent.js calls on "accept"
+    wait_until(tab, lambda: len(recorder.events) == 1)
+    assert recorder.events[0]["n"] == "pageview"
+    assert recorder.events[0]["c"] == "k3J9xQ2mZ7pL0aB4cD8eFg"
