@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import secrets
 from collections.abc import AsyncIterator
@@ -58,6 +59,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         ).digest()
         await sites.reload()
         buffer.start()
+        # Everything loaded so far lives as long as the process: move it out of the collector's
+        # sight, so the full collections that a busy ingest path triggers stay short.
+        gc.freeze()
         try:
             yield
         finally:
