@@ -26,12 +26,9 @@ log = logging.getLogger("zeef.access")
 Clock = Callable[[], datetime]
 
 _CORS = [(b"access-control-allow-origin", b"*")]
-# Prebuilt: every header uvicorn has to check costs about a microsecond on the hot path.
-_ACCEPTED = [
-    (b"content-type", b"text/plain"),
-    (b"content-length", b"2"),
-    (b"access-control-allow-origin", b"*"),
-]
+# Prebuilt, and only what a sender needs: uvicorn validates each header with two regular
+# expressions, and the response start was a sixth of the whole request's time (py-spy).
+_ACCEPTED = [(b"content-length", b"2"), (b"access-control-allow-origin", b"*")]
 _PREFLIGHT = [
     *_CORS,
     (b"access-control-allow-methods", b"POST, OPTIONS"),
