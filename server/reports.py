@@ -60,6 +60,8 @@ async def totals(storage: Storage, query: Query) -> dict[str, Any]:
         "visits": int(row["visits"] or 0),
         "pageviews": int(row["pageviews"] or 0),
         "events": int(row["events"] or 0),
+        # Only visitors who accepted analytics can be recognised on another day.
+        "returning_visitors": int(row["returning_visitors"] or 0),
         "bounce_rate": round(bounce * 100) if bounce is not None else None,
         "visit_duration": round(duration) if duration is not None else None,
         "scroll_depth": round(depth) if depth is not None else None,

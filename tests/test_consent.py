@@ -206,6 +206,13 @@ async def test_require_consent_counts_only_consented_visitors(zeef: Zeef, clock)
     assert rows[0]["visitor_id"] == rows[1]["visitor_id"]
     raw = zeef.settings.database.read_bytes()
     assert first_party.encode() not in raw  # only its keyed hash is kept
+    from server import reports
+
+    [site] = await zeef.app.state.storage.sites()
+    today = await reports.totals(
+        zeef.app.state.storage, reports.Query.for_period(site, "day", clock())
+    )
+    assert (today["visitors"], today["returning_visitors"]) == (1, 1)
 
 
 async def test_a_bad_first_party_id_is_refused(zeef: Zeef) -> None:

@@ -131,6 +131,12 @@ SELECT
       WHERE ts >= :start AND name NOT IN ('pageview', 'engagement')) AS events,
     (SELECT AVG(pageviews <= 1 AND interactions = 0) FROM visits) AS bounce_rate,
     (SELECT AVG(MAX(ended - started, engaged_ms / 1000.0)) FROM visits) AS visit_duration,
+    (SELECT COUNT(DISTINCT h.visitor_id) FROM events AS h
+      WHERE h.site_id = :site_id AND h.ts >= :start AND h.ts < :end AND h.consented = 1
+        AND h.name != 'engagement'
+        AND EXISTS (SELECT 1 FROM events AS before
+                    WHERE before.site_id = :site_id AND before.visitor_id = h.visitor_id
+                      AND before.ts < :start AND before.consented = 1)) AS returning_visitors,
     (SELECT AVG(depth) FROM (
         SELECT MAX(scroll_depth) AS depth FROM events
         WHERE site_id = :site_id AND ts >= :start AND ts < :end
