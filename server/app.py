@@ -92,11 +92,9 @@ def consent_routes(consent: ConsentEndpoints) -> list[Route]:
         Route("/consent/config", consent.config),
         Route("/api/consent", consent.record, methods=["POST", "OPTIONS"]),
     ]
-    for name in ("consent.js", "consent.css"):
-        if (assets.STATIC / name).exists():
-            media = "text/css; charset=utf-8" if name.endswith(".css") else None
-            asset = assets.load(name, media) if media else assets.load(name)
-            routes.append(Route(f"/{name}", assets.serve(asset)))
+    css = assets.load("consent.css", "text/css; charset=utf-8")
+    routes.append(Route("/consent.js", assets.serve(assets.load("consent.js"))))
+    routes.append(Route("/consent.css", assets.serve(css)))
     return routes
 
 

@@ -52,8 +52,6 @@ _CONTROL = re.compile(r"[\x00-\x1f]")
 _VISITOR = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 
 
-
-
 class PayloadError(ValueError):
     """The request body is not a valid event; the message is safe to return to the sender."""
 
