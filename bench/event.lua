@@ -1,10 +1,13 @@
 -- wrk script for bench/ingest.py: POST /api/event like the Zeef tracker does.
 --
---   wrk -t1 -c64 -d12s -s bench/event.lua http://127.0.0.1:PORT/api/event -- SEND_SECONDS
+--   wrk -t1 -c64 -d12s -s bench/event.lua http://127.0.0.1:PORT/api/event -- SEND_SECONDS [AGENTS]
 --
--- Every request carries a fresh public-looking X-Forwarded-For and one of a
--- handful of real browser User-Agents, so Zeef sees many distinct visitors
--- (run Zeef with ZEEF_TRUSTED_PROXIES=127.0.0.1 so it believes the header).
+-- Every request carries a fresh public-looking X-Forwarded-For, so Zeef sees
+-- many distinct visitors (run Zeef with ZEEF_TRUSTED_PROXIES=127.0.0.1 so it
+-- believes the header), and one browser User-Agent; or, given AGENTS (a Lua
+-- file bench/ingest.py writes: a list of {user_agent, is_bot} pairs drawn
+-- from real traffic plus a share of crawlers), the next pair of that list,
+-- counting the bots it sent (sent_bots) to compare with what Zeef dropped.
 --
 -- Requests are only sent for SEND_SECONDS; after that each connection waits
 -- for its in-flight response and then parks (see delay()), so that when wrk
@@ -30,19 +33,10 @@ end
 
 local BODY = '{"n":"pageview","u":"https://bench.example/page","d":"bench.example","r":null}'
 
-local USER_AGENTS = {
-  -- Chrome, Windows and macOS
+-- The single-UA run: one Chrome on Windows, so every parse is a cache hit.
+local SINGLE_AGENT = {
   "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
-  "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
-  -- Firefox, Windows and Linux
-  "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0",
-  "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
-  -- Safari, macOS
-  "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15",
-  -- Mobile: Safari on iPhone, Chrome and Firefox on Android
-  "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
-  "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36",
-  "Mozilla/5.0 (Android 14; Mobile; rv:133.0) Gecko/133.0 Firefox/133.0",
+  false,
 }
 
 -- First octets of ordinary allocated unicast space (RIPE/ARIN blocks); none
@@ -60,16 +54,18 @@ end
 
 -- Per-thread state (each wrk thread has its own Lua state).
 function init(args)
-  -- args[0] is the URL; the first number after it is the send window.
-  local send_seconds
-  for i = 1, #args do
-    send_seconds = send_seconds or tonumber(args[i])
+  -- args[0] is the URL; then the send window and, optionally, the AGENTS file.
+  local send_seconds = tonumber(args[1]) or 10
+  agents = { SINGLE_AGENT }
+  if args[2] then
+    agents = dofile(args[2])
   end
-  send_seconds = send_seconds or 10
   deadline = now() + send_seconds
   math.randomseed(7919 * (tid + 1))
   headers = { ["Content-Type"] = "text/plain" }
-  n_ua = 0
+  -- Each thread starts at its own place in the list, so threads do not send in step.
+  n_ua = (tid * 7919) % #agents
+  sent_bots = 0
   responses = 0
   accepted = 0
   dropped = 0
@@ -81,8 +77,12 @@ function init(args)
 end
 
 function request()
-  n_ua = n_ua % #USER_AGENTS + 1
-  headers["User-Agent"] = USER_AGENTS[n_ua]
+  n_ua = n_ua % #agents + 1
+  local agent = agents[n_ua]
+  headers["User-Agent"] = agent[1]
+  if agent[2] then
+    sent_bots = sent_bots + 1
+  end
   headers["X-Forwarded-For"] = string.format(
     "%d.%d.%d.%d",
     FIRST_OCTETS[math.random(#FIRST_OCTETS)],
@@ -138,7 +138,15 @@ local function clean(s)
 end
 
 function done(summary, latency, requests)
-  local t = { responses = 0, accepted = 0, dropped = 0, other_2xx = 0, non_2xx = 0, parked = 0 }
+  local t = {
+    responses = 0,
+    accepted = 0,
+    dropped = 0,
+    other_2xx = 0,
+    non_2xx = 0,
+    parked = 0,
+    sent_bots = 0,
+  }
   local reason, sample = "", ""
   for _, thread in ipairs(threads) do
     for k, _ in pairs(t) do
@@ -154,7 +162,7 @@ function done(summary, latency, requests)
   local e = summary.errors
   io.write(
     string.format(
-      "ZEEF_BENCH responses=%d accepted=%d dropped=%d other_2xx=%d non_2xx=%d parked=%d"
+      "ZEEF_BENCH responses=%d accepted=%d dropped=%d other_2xx=%d non_2xx=%d parked=%d sent_bots=%d"
         .. " err_connect=%d err_read=%d err_write=%d err_timeout=%d"
         .. " p50_us=%d p99_us=%d drop_reason=%s non_2xx_sample=%s\n",
       t.responses,
@@ -163,6 +171,7 @@ function done(summary, latency, requests)
       t.other_2xx,
       t.non_2xx,
       t.parked,
+      t.sent_bots,
       e.connect,
       e.read,
       e.write,

@@ -1,4 +1,4 @@
-"""The `zeef` command: serve, site add/list, stats."""
+"""The `zeef` command: serve, site add/list, stats, drops."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
 from typing import Any
 
 from . import consent_cli, reports, sites
 from .config import ConfigError, Settings, load_settings
+from .events import DropReason
 from .storage import SiteExists, Storage, open_storage
 
 
@@ -66,6 +68,12 @@ def _parser() -> argparse.ArgumentParser:
     stats.add_argument("--period", choices=reports.PERIODS, default="30d")
     stats.add_argument("--json", action="store_true")
     stats.set_defaults(run=_with_storage(_stats))
+
+    drops = commands.add_parser("drops", help="events not stored for a site, by reason")
+    drops.add_argument("domain")
+    drops.add_argument("--period", choices=reports.PERIODS, default="30d")
+    drops.add_argument("--json", action="store_true")
+    drops.set_defaults(run=_with_storage(_drops))
     return parser
 
 
@@ -158,6 +166,35 @@ async def _stats(storage: Storage, args: argparse.Namespace) -> int:
         print(json.dumps(figures))
     else:
         _print_table(figures)
+    return 0
+
+
+async def _drops(storage: Storage, args: argparse.Namespace) -> int:
+    site = await sites.find_site(storage, args.domain)
+    if site is None:
+        print(f"zeef: no site {args.domain!r}; add it with `zeef site add`", file=sys.stderr)
+        return 1
+    query = reports.Query.for_period(site, args.period)
+    counts = await reports.drops(storage, query)
+    # Every reason, zeros included, so a script can read any key; then any older reason the
+    # table still holds.
+    by_reason = {reason.value: counts.pop(reason.value, 0) for reason in DropReason}
+    by_reason.update(counts)
+    figures = {
+        "site": site.domain,
+        "period": query.period,
+        "from": query.start.date().isoformat(),
+        "to": (query.end - timedelta(days=1)).date().isoformat(),
+        "drops": by_reason,
+        "total": sum(by_reason.values()),
+    }
+    if args.json:
+        print(json.dumps(figures))
+        return 0
+    print(f"{figures['site']}  {figures['from']} .. {figures['to']}  (days in UTC)")
+    for reason, count in by_reason.items():
+        print(f"  {reason:<20} {count}")
+    print(f"  {'Total':<20} {figures['total']}")
     return 0
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -12,6 +11,7 @@ from urllib.parse import parse_qsl, urlsplit
 import maxminddb
 from user_agents import parse as parse_user_agent
 
+from . import bots
 from .privacy import IPAddress
 
 
@@ -25,19 +25,13 @@ class Agent:
     is_bot: bool
 
 
-# Generic marks of automation that ua-parser's Spider family misses: HTTP libraries,
-# command-line clients and headless browsers. Words, not a copied list of product names.
-_AUTOMATION = re.compile(
-    r"\bbot\b|[a-z]bot/|crawl|spider|scrap|headless|phantomjs|slurp|fetcher|"
-    r"^(curl|wget|python|go-http-client|java|okhttp|axios|node-fetch|libwww|httpie|"
-    r"apache-httpclient|guzzle|ruby|php|perl|scrapy|aiohttp|httpx)\b",
-    re.IGNORECASE,
-)
-
-
+# The bot verdict lives inside this cache, so a known UA costs ~0.2 us whatever it is. A miss
+# costs ~1.7 ms on the 2-core dev machine: ua-parser ~0.9 ms, the verdict ~0.8 ms for a browser
+# and ~0.03 ms for a bot (tests/test_bots.py prints them). 8,192 entries (~3 MiB) hold every
+# distinct UA of a busy day: the user-agents sample of real traffic has 952 in 10,000 draws.
 @lru_cache(maxsize=8192)
 def parse_agent(user_agent: str) -> Agent:
-    """Parse a User-Agent header. Cached: an uncached parse costs ~90 us, a hit ~0.2 us."""
+    """Parse a User-Agent header into browser, OS, device class and the bot verdict."""
     if not user_agent.strip():
         return Agent("", "", "", "", "other", True)
     ua = parse_user_agent(user_agent)
@@ -49,14 +43,13 @@ def parse_agent(user_agent: str) -> Agent:
         device = "desktop"
     else:
         device = "other"
-    is_bot = ua.is_bot or _AUTOMATION.search(user_agent) is not None
     return Agent(
         browser=ua.browser.family,
         browser_version=_major_minor(ua.browser.version_string),
         os=ua.os.family,
         os_version=_major_minor(ua.os.version_string),
         device=device,
-        is_bot=is_bot,
+        is_bot=bots.bot_reason(user_agent, ua) is not None,
     )
 
 

