@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import maxminddb
-from user_agents import parse as parse_user_agent
+from user_agents import parse as parse_user_agent  # type: ignore[import-untyped]
 
 from . import bots
 from .privacy import IPAddress

@@ -262,7 +262,7 @@ class SQLiteStorage:
         conn = await self.reader()
         async with conn.execute(SITES) as cursor:
             return [
-                Site(*row[:4], honour_dnt=bool(row[4]), require_consent=bool(row[5]))
+                Site(row[0], row[1], row[2], row[3], bool(row[4]), bool(row[5]))
                 for row in await cursor.fetchall()
             ]
 
