@@ -115,6 +115,9 @@ def _with_storage(command: Command) -> Callable[[Settings, argparse.Namespace], 
 
         try:
             return asyncio.run(go())
+        except sites.UnknownSite as exc:
+            print(f"zeef: {exc}", file=sys.stderr)
+            return 1
         except ValueError as exc:
             print(f"zeef: {exc}", file=sys.stderr)
             return 2
@@ -133,10 +136,7 @@ async def _site_add(storage: Storage, args: argparse.Namespace) -> int:
 
 
 async def _site_set(storage: Storage, args: argparse.Namespace) -> int:
-    site = await sites.find_site(storage, args.domain)
-    if site is None:
-        print(f"zeef: no site {args.domain!r}; add it with `zeef site add`", file=sys.stderr)
-        return 1
+    site = await sites.get_site(storage, args.domain)
     await storage.set_honour_dnt(site.id, args.dnt == "honour")
     print(f"{site.domain}: Do Not Track and Global Privacy Control are {args.dnt}d")
     return 0
@@ -157,10 +157,7 @@ async def _site_list(storage: Storage, args: argparse.Namespace) -> int:
 
 
 async def _stats(storage: Storage, args: argparse.Namespace) -> int:
-    site = await sites.find_site(storage, args.domain)
-    if site is None:
-        print(f"zeef: no site {args.domain!r}; add it with `zeef site add`", file=sys.stderr)
-        return 1
+    site = await sites.get_site(storage, args.domain)
     figures = await reports.totals(storage, reports.Query.for_period(site, args.period))
     if args.json:
         print(json.dumps(figures))
@@ -170,10 +167,7 @@ async def _stats(storage: Storage, args: argparse.Namespace) -> int:
 
 
 async def _drops(storage: Storage, args: argparse.Namespace) -> int:
-    site = await sites.find_site(storage, args.domain)
-    if site is None:
-        print(f"zeef: no site {args.domain!r}; add it with `zeef site add`", file=sys.stderr)
-        return 1
+    site = await sites.get_site(storage, args.domain)
     query = reports.Query.for_period(site, args.period)
     counts = await reports.drops(storage, query)
     # Every reason, zeros included, so a script can read any key; then any older reason the

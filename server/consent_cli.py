@@ -69,17 +69,8 @@ def add_commands(commands: argparse._SubParsersAction, with_storage) -> None:  #
     rates.set_defaults(run=with_storage(_rates))
 
 
-async def _site(storage: Storage, domain: str):  # type: ignore[no-untyped-def]
-    site = await sites.find_site(storage, domain)
-    if site is None:
-        print(f"zeef: no site {domain!r}; add it with `zeef site add`", file=sys.stderr)
-    return site
-
-
 async def _configure(storage: Storage, args: argparse.Namespace) -> int:
-    site = await _site(storage, args.domain)
-    if site is None:
-        return 1
+    site = await sites.get_site(storage, args.domain)
     config = await consent.site_config(storage, site)
     changes: dict[str, object] = {}
     if args.categories is not None:
@@ -121,9 +112,7 @@ def _when(ts: int) -> str:
 
 
 async def _log(storage: Storage, args: argparse.Namespace) -> int:
-    site = await _site(storage, args.domain)
-    if site is None:
-        return 1
+    site = await sites.get_site(storage, args.domain)
     since = (
         int(datetime.combine(args.since, datetime.min.time(), UTC).timestamp()) if args.since else 0
     )
@@ -186,9 +175,7 @@ async def _delete(storage: Storage, args: argparse.Namespace) -> int:
 
 
 async def _rates(storage: Storage, args: argparse.Namespace) -> int:
-    site = await _site(storage, args.domain)
-    if site is None:
-        return 1
+    site = await sites.get_site(storage, args.domain)
     query = reports.Query.for_period(site, args.period)
     days = await storage.consent_rates(site.id, query.start_ts, query.end_ts)
     if args.json:

@@ -42,9 +42,24 @@ async def add_site(storage: Storage, domain: str, timezone: str = "UTC") -> Site
     )
 
 
+class UnknownSite(LookupError):
+    """No site with that domain is registered."""
+
+    def __str__(self) -> str:
+        return f"no site {self.args[0]!r}; add it with `zeef site add`"
+
+
 async def find_site(storage: Storage, domain: str) -> Site | None:
     wanted = normalise_domain(domain)
     return next((site for site in await storage.sites() if site.domain == wanted), None)
+
+
+async def get_site(storage: Storage, domain: str) -> Site:
+    """The site registered for `domain`; UnknownSite when there is none."""
+    site = await find_site(storage, domain)
+    if site is None:
+        raise UnknownSite(domain)
+    return site
 
 
 class SiteRegistry:

@@ -7,7 +7,10 @@ a cross-origin request, as on a real site. Pages are registered per test with th
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 
 class FixtureSite:
@@ -57,3 +60,12 @@ def page(body: str = "", head: str = "", title: str = "Fixture") -> str:
         f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{title}</title>{head}"
         f"</head><body>{body}</body></html>"
     )
+
+
+def wait_until(tab: Any, condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Let the browser work until `condition` (checked in Python) holds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for the browser")
+        tab.wait_for_timeout(25)

@@ -28,7 +28,7 @@ from server.consent import ConsentConfig, DeclaredCookie, Translations, public_c
 from server.events import Site
 
 from .live import LiveServer
-from .pages import FixtureSite
+from .pages import FixtureSite, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 STATIC = ROOT / "server" / "static"
@@ -182,14 +182,6 @@ def visitors(browser: Any, fixture_site: FixtureSite) -> Iterator[Callable[..., 
 @pytest.fixture
 def visitor(visitors: Callable[..., Visitor]) -> Visitor:
     return visitors()
-
-
-def wait_until(tab: Any, condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for the browser")
-        tab.wait_for_timeout(25)
 
 
 CONSENT = f'<script src="{ZEEF}/consent.js" data-site="example.com"></script>'

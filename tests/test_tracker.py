@@ -10,14 +10,13 @@ from __future__ import annotations
 import gzip
 import json
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .pages import FixtureSite, page
+from .pages import FixtureSite, page, wait_until
 
 STATIC = Path(__file__).resolve().parents[1] / "server" / "static"
 ZEEF = "http://127.0.0.1:9"  # never reached: the browser's routes answer for it
@@ -49,14 +48,6 @@ class Recorder:
 
     def names(self) -> list[str]:
         return [event["n"] for event in self.events]
-
-
-def wait_until(tab: Any, condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for the browser")
-        tab.wait_for_timeout(25)
 
 
 def tracker(attributes: str = "") -> str:

@@ -72,10 +72,6 @@ class Payload:
     engaged_ms: int | None
     visitor: str | None = None
 
-    @property
-    def is_engagement(self) -> bool:
-        return self.name == "engagement"
-
 
 def parse_payload(body: bytes) -> Payload:
     """Decode and validate one event. Raises PayloadError with a human-readable reason."""
