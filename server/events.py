@@ -52,6 +52,7 @@ class Event:
     scroll_depth: int | None
     engaged_ms: int | None
     consented: bool = False  # visitor_id comes from the first-party ID analytics consent created
+    carried: bool = False  # visitor_id is yesterday's hash, continuing a visit across midnight
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,3 +98,31 @@ async def test_the_same_visitor_on_two_sites_gets_two_hashes(zeef: Zeef, clock: 
     await zeef.flush()
     first, second = zeef.rows()
     assert first["visitor_id"] != second["visitor_id"]
+
+
+async def test_a_visit_carried_past_midnight_goes_on_until_a_gap(zeef: Zeef, clock: Clock) -> None:
+    clock.now = clock.now.replace(hour=23, minute=50)
+    # 23:50, then 00:05, 00:25, 00:45 and 01:10 the next day: gaps under 30 minutes, so the
+    # visit goes on under yesterday's hash long after the first half hour of the new day.
+    for minutes in (0, 15, 20, 20, 25):
+        clock.advance(minutes=minutes)
+        await zeef.send(pageview())
+        await zeef.flush()
+    clock.advance(minutes=31)  # 01:41: a gap, so a new visit under today's hash
+    await zeef.send(pageview())
+    await zeef.flush()
+    ids = [r["visitor_id"] for r in zeef.rows()]
+    assert len(set(ids[:5])) == 1 and ids[5] != ids[0]
+    assert [r["carried"] for r in zeef.rows()] == [0, 1, 1, 1, 1, 0]
+
+
+async def test_a_visit_ended_before_midnight_is_not_carried(zeef: Zeef, clock: Clock) -> None:
+    clock.now = clock.now.replace(hour=23, minute=20)
+    await zeef.send(pageview())
+    await zeef.flush()
+    clock.advance(minutes=50)  # 00:10 the next day: 50 minutes later, a new visit
+    await zeef.send(pageview())
+    await zeef.flush()
+    first, second = zeef.rows()
+    assert first["visitor_id"] != second["visitor_id"]
+    assert second["carried"] == 0

@@ -34,17 +34,21 @@ INSERT INTO events (
     site_id, ts, visitor_id, name, hostname, path, referrer_host, referrer_path,
     utm_source, utm_medium, utm_campaign, utm_term, utm_content,
     browser, browser_version, os, os_version, device, country, region, city,
-    props, revenue_amount, revenue_currency, interactive, scroll_depth, engaged_ms, consented
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    props, revenue_amount, revenue_currency, interactive, scroll_depth, engaged_ms, consented,
+    carried
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 # Which of yesterday's visitor hashes were active in the 30 minutes before each new event:
-# those visits go on under yesterday's hash instead of being split at midnight.
+# those visits go on under yesterday's hash instead of being split at midnight. The last term
+# is events_visit_ends's predicate, repeated so that SQLite can use that partial index: only
+# a hit late in a day or carried over can be a visit's last hit before a later midnight hit.
 CONTINUING_VISITORS = """
 SELECT DISTINCT j.value ->> 0, j.value ->> 1
 FROM json_each(:candidates) AS j
 JOIN events AS e
   ON e.site_id = j.value ->> 0 AND e.visitor_id = j.value ->> 1 AND e.ts >= j.value ->> 2
+ AND (e.carried = 1 OR e.ts % 86400 >= 84600)
 """
 
 SITES = """
@@ -353,6 +357,7 @@ class SQLiteStorage:
             prev = event.previous_visitor_id
             if prev is not None and (event.site_id, prev) in continuing:
                 event.visitor_id = prev
+                event.carried = True
 
     async def add_drops(self, counts: DropCounts) -> None:
         if not counts:
@@ -407,5 +412,5 @@ def _event_row(e: Event) -> tuple[Any, ...]:
         e.browser, e.browser_version, e.os, e.os_version, e.device,
         e.country, e.region, e.city,
         e.props, e.revenue_amount, e.revenue_currency, int(e.interactive),
-        e.scroll_depth, e.engaged_ms, int(e.consented),
+        e.scroll_depth, e.engaged_ms, int(e.consented), int(e.carried),
     )  # fmt: skip
