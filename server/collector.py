@@ -132,7 +132,7 @@ class Collector:
     ) -> DropReason | None:
         """Queue the event for each site it names; the drop reason when there is none."""
         user_agent = headers.get(b"user-agent", b"").decode("latin-1")
-        sites = await self.sites.lookup(payload.domains)
+        sites = self.sites.cached(payload.domains) or await self.sites.lookup(payload.domains)
         if not sites:
             self.buffer.drop(0, DropReason.UNKNOWN_SITE, now)
             return DropReason.UNKNOWN_SITE
@@ -182,11 +182,8 @@ class Collector:
                 )
                 previous_id = None
             else:
-                visitor_id = privacy.visitor_hash(salts.current, site.id, address, user_agent)
-                previous_id = (
-                    privacy.visitor_hash(salts.previous, site.id, address, user_agent)
-                    if salts.previous
-                    else None
+                visitor_id, previous_id = privacy.visitor_hashes(
+                    salts, site.id, address, user_agent
                 )
             self.buffer.add(
                 Event(

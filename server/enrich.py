@@ -108,6 +108,13 @@ def split_referrer(referrer: str | None, page_host: str) -> tuple[str | None, st
     """(host, path) of the referring page, or (None, None) for none or a self-referral."""
     if not referrer:
         return None, None
+    return _split_referrer(referrer, page_host)
+
+
+# Referrers repeat (search engines, social sites, the site's own pages): a hit is ~0.2 us
+# against ~3 us for urlsplit. Bounded, since senders choose the keys.
+@lru_cache(maxsize=4096)
+def _split_referrer(referrer: str, page_host: str) -> tuple[str | None, str | None]:
     try:
         parts = urlsplit(referrer.strip())
         hostname = parts.hostname

@@ -84,11 +84,24 @@ def visitor_hash(salt: bytes, site_id: int, address: IPAddress | None, user_agen
     BLAKE2b keyed with the daily salt; once the salt is deleted (after 48 h) nobody, us
     included, can link the hash back to an address or to another day's hash.
     """
-    digest = hashlib.blake2b(
-        b"%d\x00%b\x00%b" % (site_id, address.packed if address else b"", user_agent.encode()),
-        key=salt,
-        digest_size=8,
-    ).digest()
+    return _keyed_hash(salt, _visitor_message(site_id, address, user_agent))
+
+
+def visitor_hashes(
+    salts: SaltPair, site_id: int, address: IPAddress | None, user_agent: str
+) -> tuple[int, int | None]:
+    """The visitor's hash under today's salt, and under yesterday's while that one exists."""
+    message = _visitor_message(site_id, address, user_agent)
+    current = _keyed_hash(salts.current, message)
+    return current, _keyed_hash(salts.previous, message) if salts.previous else None
+
+
+def _visitor_message(site_id: int, address: IPAddress | None, user_agent: str) -> bytes:
+    return b"%d\x00%b\x00%b" % (site_id, address.packed if address else b"", user_agent.encode())
+
+
+def _keyed_hash(salt: bytes, message: bytes) -> int:
+    digest = hashlib.blake2b(message, key=salt, digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 

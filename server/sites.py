@@ -81,6 +81,15 @@ class SiteRegistry:
         self._by_domain = {site.domain: site for site in sites}
         self._loaded_at = time.monotonic()
 
+    def cached(self, domains: tuple[str, ...]) -> list[Site] | None:
+        """The ingest path's synchronous fast path: the one site named, when already loaded."""
+        if len(domains) == 1:
+            domain = domains[0]
+            site = self._by_domain.get(domain[4:] if domain.startswith("www.") else domain)
+            if site is not None:
+                return [site]
+        return None
+
     async def lookup(self, domains: Iterable[str]) -> list[Site]:
         wanted = list(dict.fromkeys(d[4:] if d.startswith("www.") else d for d in domains))
         found = [self._by_domain[d] for d in wanted if d in self._by_domain]
