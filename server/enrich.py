@@ -9,9 +9,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import maxminddb
-from user_agents import parse as parse_user_agent  # type: ignore[import-untyped]
 
-from . import bots
+from . import bots, useragent
 from .privacy import IPAddress
 
 
@@ -26,15 +25,16 @@ class Agent:
 
 
 # The bot verdict lives inside this cache, so a known UA costs ~0.2 us whatever it is. A miss
-# costs ~1.7 ms on the 2-core dev machine: ua-parser ~0.9 ms, the verdict ~0.8 ms for a browser
-# and ~0.03 ms for a bot (tests/test_bots.py prints them). 8,192 entries (~3 MiB) hold every
-# distinct UA of a busy day: the user-agents sample of real traffic has 952 in 10,000 draws.
+# costs ~0.2 ms on the 2-core dev machine (ua-parser's Rust resolver ~0.06 ms, the verdict the
+# rest; tests/test_bots.py prints them), so a flood of made-up UAs is no cheap way to load the
+# server. 8,192 entries (~3 MiB) hold every distinct UA of a busy day: the user-agents sample
+# of real traffic has 952 in 10,000 draws.
 @lru_cache(maxsize=8192)
 def parse_agent(user_agent: str) -> Agent:
     """Parse a User-Agent header into browser, OS, device class and the bot verdict."""
     if not user_agent.strip():
         return Agent("", "", "", "", "other", True)
-    ua = parse_user_agent(user_agent)
+    ua = useragent.parse(user_agent)
     if ua.is_tablet:
         device = "tablet"
     elif ua.is_mobile:
