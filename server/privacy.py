@@ -47,9 +47,17 @@ def client_ip(
     X-Forwarded-For is read right to left, skipping trusted proxies, so a visitor cannot
     forge their address by sending the header themselves.
     """
-    address = parse_ip(peer) if peer else None
-    if address is None or not forwarded_for or not _is_trusted(address, trusted):
-        return address
+    if not peer:
+        return None
+    if not forwarded_for or not trusted:
+        return parse_ip(peer)
+    address = _trusted_peers.get((peer, trusted))
+    if address is None:
+        address = parse_ip(peer)
+        if address is None or not _is_trusted(address, trusted):
+            return address
+        if len(_trusted_peers) < 256:
+            _trusted_peers[(peer, trusted)] = address
     for hop in reversed(forwarded_for.split(",")):
         hop_address = parse_ip(hop)
         if hop_address is None:
@@ -59,6 +67,12 @@ def client_ip(
         if not _is_trusted(address, trusted):
             return address
     return address
+
+
+# The proxies in ZEEF_TRUSTED_PROXIES that have sent requests: a handful of the operator's own
+# machines, never a visitor (an untrusted peer is not kept), so the common case behind a proxy
+# skips parsing and matching the peer (~2 us an event).
+_trusted_peers: dict[tuple[str, Sequence[Network]], IPAddress] = {}
 
 
 def _is_trusted(address: IPAddress, trusted: Sequence[Network]) -> bool:
