@@ -126,3 +126,34 @@ async def test_a_visit_ended_before_midnight_is_not_carried(zeef: Zeef, clock: C
     first, second = zeef.rows()
     assert first["visitor_id"] != second["visitor_id"]
     assert second["carried"] == 0
+
+
+async def test_a_visit_across_midnight_inside_one_batch_is_not_split(
+    zeef: Zeef, clock: Clock
+) -> None:
+    clock.now = clock.now.replace(hour=23, minute=59, second=50)
+    await zeef.send(pageview())
+    clock.advance(seconds=20)  # 00:00:10: a new salt, and nothing flushed in between
+    await zeef.send(pageview())
+    clock.advance(minutes=10)
+    await zeef.send(pageview())
+    await zeef.send(pageview(), ip="203.0.113.9")  # someone else: not carried
+    await zeef.flush()
+    rows = zeef.rows()
+    assert len({r["visitor_id"] for r in rows[:3]}) == 1
+    assert [r["carried"] for r in rows] == [0, 1, 1, 0]
+    got = await figures(zeef, clock)
+    assert (got["visitors"], got["visits"]) == (2, 2)
+
+
+async def test_a_gap_of_exactly_30_minutes_across_midnight_starts_a_new_visit(
+    zeef: Zeef, clock: Clock
+) -> None:
+    clock.now = clock.now.replace(hour=23, minute=45)
+    await zeef.send(pageview())
+    await zeef.flush()
+    clock.advance(minutes=30)  # 00:15, exactly the gap: a new visit, as within a day
+    await zeef.send(pageview())
+    await zeef.flush()
+    first, second = zeef.rows()
+    assert first["visitor_id"] != second["visitor_id"]

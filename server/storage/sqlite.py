@@ -47,7 +47,7 @@ CONTINUING_VISITORS = """
 SELECT DISTINCT j.value ->> 0, j.value ->> 1
 FROM json_each(:candidates) AS j
 JOIN events AS e
-  ON e.site_id = j.value ->> 0 AND e.visitor_id = j.value ->> 1 AND e.ts >= j.value ->> 2
+  ON e.site_id = j.value ->> 0 AND e.visitor_id = j.value ->> 1 AND e.ts > j.value ->> 2
  AND (e.carried = 1 OR e.ts % 86400 >= 84600)
 """
 
@@ -351,13 +351,18 @@ class SQLiteStorage:
         payload = json.dumps([[site, prev, since] for (site, prev), since in candidates.items()])
         async with conn.execute(CONTINUING_VISITORS, {"candidates": payload}) as cursor:
             continuing = {(int(site), int(prev)) for site, prev in await cursor.fetchall()}
-        # NOTE: a hit stored in this same batch under yesterday's hash is not seen here; a batch
-        # spans at most one flush interval, so only a visit crossing midnight inside it splits.
+        # The batch's own hits are not in the table yet: a visit that crosses midnight inside
+        # one batch goes on from them. Hits come in time order, so one pass sees each earlier.
+        last_seen: dict[tuple[int, int], int] = {}
         for event in events:
             prev = event.previous_visitor_id
-            if prev is not None and (event.site_id, prev) in continuing:
+            if prev is not None and (
+                (event.site_id, prev) in continuing
+                or last_seen.get((event.site_id, prev), -VISIT_GAP) > event.ts - VISIT_GAP
+            ):
                 event.visitor_id = prev
                 event.carried = True
+            last_seen[(event.site_id, event.visitor_id)] = event.ts
 
     async def add_drops(self, counts: DropCounts) -> None:
         if not counts:
