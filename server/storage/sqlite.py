@@ -51,6 +51,9 @@ JOIN events AS e
  AND (e.carried = 1 OR e.ts % 86400 >= 84600)
 """
 
+# Whether any hit after :since was carried over from yesterday's hash (events_carried).
+CARRIED_SINCE = "SELECT EXISTS (SELECT 1 FROM events WHERE carried = 1 AND ts > :since)"
+
 SITES = """
 SELECT s.id, s.domain, s.timezone, s.created_at, s.honour_dnt,
        COALESCE(json_extract(c.config, '$.require_consent'), 0)
@@ -348,6 +351,15 @@ class SQLiteStorage:
         }
         if not candidates:
             return
+        since = min(candidates.values())
+        first = since + VISIT_GAP  # the batch's earliest hit
+        if since >= first - first % 86400:
+            # Every hit here is 30 minutes or more past midnight (UTC, when salts rotate): a
+            # visit can only still go on under yesterday's hash from a carried hit.
+            async with conn.execute(CARRIED_SINCE, {"since": since}) as cursor:
+                row = await cursor.fetchone()
+            if not (row and row[0]):
+                return
         payload = json.dumps([[site, prev, since] for (site, prev), since in candidates.items()])
         async with conn.execute(CONTINUING_VISITORS, {"candidates": payload}) as cursor:
             continuing = {(int(site), int(prev)) for site, prev in await cursor.fetchall()}
