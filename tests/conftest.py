@@ -18,6 +18,8 @@ from server.app import create_app
 from server.config import Settings
 from server.sites import add_site
 
+from . import corpora
+
 CHROME = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
     "(KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
@@ -27,7 +29,6 @@ IPHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
     "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
 )
-SHARED_GEOIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "geoip"
 
 
 class Clock:
@@ -115,7 +116,11 @@ async def zeef(settings: Settings, clock: Clock) -> AsyncIterator[Zeef]:
 
 @pytest.fixture
 async def zeef_geo(settings: Settings, clock: Clock) -> AsyncIterator[Zeef]:
-    geo = replace(settings, geoip_db=SHARED_GEOIP / "GeoIP2-City-Test.mmdb")
+    try:
+        data = corpora.geoip_test_data()
+    except corpora.CorpusUnavailable as exc:
+        pytest.skip(str(exc))
+    geo = replace(settings, geoip_db=data / "GeoIP2-City-Test.mmdb")
     async for instance in start(geo, clock):
         await instance.add_site("example.com")
         yield instance

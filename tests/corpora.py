@@ -1,8 +1,11 @@
-"""Public User-Agent corpora from the npm registry, pinned by version and hash, cached on disk.
+"""Public test data, pinned by version and hash, cached on disk, never vendored.
 
-Test data only, never vendored: `npm pack` fetches each tarball once into the cache directory
-(ZEEF_TEST_CORPORA, default ~/.cache/zeef-test-corpora), its sha512 is checked against the
-registry's integrity value recorded here, and the JSON inside is read with tarfile.
+- User-Agent corpora from the npm registry: `npm pack` fetches each tarball once into the cache
+  directory (ZEEF_TEST_CORPORA, default ~/.cache/zeef-test-corpora), its sha512 is checked
+  against the registry's integrity value recorded here, and the JSON inside is read with
+  tarfile.
+- MaxMind's GeoIP test databases (Apache-2.0/MIT): the team's copy in ../shared/data/geoip when
+  it is beside the repository, else the ones inside the maxminddb sdist from PyPI.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 from dataclasses import dataclass
 from functools import cache
@@ -106,3 +110,45 @@ def crawler_instances() -> tuple[str, ...]:
 def real_world_sample() -> tuple[tuple[str, float], ...]:
     """(userAgent, weight) of the user-agents package's real-traffic sample."""
     return tuple((entry["userAgent"], float(entry["weight"])) for entry in _read_json(USER_AGENTS))
+
+
+SHARED_GEOIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "geoip"
+# The maxminddb sdist carries MaxMind's test databases under tests/data/test-data/.
+MAXMINDDB_SDIST = ("maxminddb", "3.2.0")
+MAXMINDDB_SHA256 = "d28e0073fd1dd637c8b95947bc864b5625eca9f8f2db1538145e33b2a1cd4b92"
+
+
+@cache
+def geoip_test_data() -> Path:
+    """A directory holding GeoIP2-City-Test.mmdb and the other MaxMind test databases."""
+    if (SHARED_GEOIP / "GeoIP2-City-Test.mmdb").exists():
+        return SHARED_GEOIP
+    name, version = MAXMINDDB_SDIST
+    directory = cache_dir() / f"{name}-{version}-test-data"
+    if (directory / "GeoIP2-City-Test.mmdb").exists():
+        return directory
+    downloads = cache_dir() / "sdists"
+    sdist = downloads / f"{name}-{version}.tar.gz"
+    if not sdist.exists():
+        downloads.mkdir(parents=True, exist_ok=True)
+        # pip prepares the sdist's metadata, which takes ~35 s once; the result is cached.
+        command = [sys.executable, "-m", "pip", "download", f"{name}=={version}", "--no-deps"]
+        command += ["--no-binary", name, "--dest", str(downloads), "--quiet"]
+        try:
+            subprocess.run(command, check=True, capture_output=True, timeout=600)
+        except subprocess.CalledProcessError as exc:
+            raise CorpusUnavailable(f"pip could not fetch {name}=={version}: {exc}") from None
+    if hashlib.sha256(sdist.read_bytes()).hexdigest() != MAXMINDDB_SHA256:
+        sdist.unlink()
+        raise RuntimeError(f"{sdist.name}: sha256 differs from the pinned one")
+    prefix = f"{name}-{version}/tests/data/test-data/"
+    partial = directory.with_name(directory.name + ".partial")
+    partial.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(sdist, "r:gz") as archive:
+        for member in archive.getmembers():
+            if member.isfile() and member.name.startswith(prefix) and member.name.endswith(".mmdb"):
+                handle = archive.extractfile(member)
+                assert handle is not None
+                (partial / Path(member.name).name).write_bytes(handle.read())
+    partial.replace(directory)
+    return directory

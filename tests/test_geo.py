@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import SHARED_GEOIP, Zeef, pageview
-
-pytestmark = pytest.mark.skipif(
-    not (SHARED_GEOIP / "GeoIP2-City-Test.mmdb").exists(), reason="MaxMind test data not present"
-)
+from .conftest import Zeef, pageview
 
 
 @pytest.mark.parametrize(
