@@ -136,7 +136,8 @@ class Collector:
         if not sites:
             self.buffer.drop(0, DropReason.UNKNOWN_SITE, now)
             return DropReason.UNKNOWN_SITE
-        if not any(enrich.host_matches(location.host, site.domain) for site in sites):
+        host = location.host
+        if not any(host == site.domain or enrich.host_matches(host, site.domain) for site in sites):
             for site in sites:
                 self.buffer.drop(site.id, DropReason.DOMAIN_MISMATCH, now)
             return DropReason.DOMAIN_MISMATCH
@@ -168,13 +169,14 @@ class Collector:
             forwarded.decode("latin-1") if forwarded else None,
             self.settings.trusted_proxies,
         )
-        salts = self.salts.cached(now) or await self.salts.get(now)
+        timestamp = now.timestamp()
+        salts = self.salts.cached(timestamp) or await self.salts.get(now)
         geo = self.geoip.lookup(address) if self.geoip else enrich.NO_GEO
 
         referrer_host, referrer_path = enrich.split_referrer(payload.referrer, location.host)
         props = json.dumps(payload.props, ensure_ascii=False) if payload.props else None
         revenue = str(payload.revenue_amount) if payload.revenue_amount is not None else None
-        ts = int(now.timestamp())
+        ts = int(timestamp)
         for site in sites:
             if payload.visitor:
                 visitor_id = privacy.consented_visitor_hash(

@@ -12,7 +12,7 @@ import ipaddress
 import secrets
 import socket
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 
 from .config import Network
@@ -98,7 +98,7 @@ def visitor_hash(salt: bytes, site_id: int, address: IPAddress | None, user_agen
     BLAKE2b keyed with the daily salt; once the salt is deleted (after 48 h) nobody, us
     included, can link the hash back to an address or to another day's hash.
     """
-    return _keyed_hash(salt, _visitor_message(site_id, address, user_agent))
+    return _keyed_hash(_keyed(salt), _visitor_message(site_id, address, user_agent))
 
 
 def visitor_hashes(
@@ -106,17 +106,23 @@ def visitor_hashes(
 ) -> tuple[int, int | None]:
     """The visitor's hash under today's salt, and under yesterday's while that one exists."""
     message = _visitor_message(site_id, address, user_agent)
-    current = _keyed_hash(salts.current, message)
-    return current, _keyed_hash(salts.previous, message) if salts.previous else None
+    current = _keyed_hash(salts.current_key, message)
+    previous = salts.previous_key
+    return current, _keyed_hash(previous, message) if previous is not None else None
 
 
 def _visitor_message(site_id: int, address: IPAddress | None, user_agent: str) -> bytes:
     return b"%d\x00%b\x00%b" % (site_id, address.packed if address else b"", user_agent.encode())
 
 
-def _keyed_hash(salt: bytes, message: bytes) -> int:
-    digest = hashlib.blake2b(message, key=salt, digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
+def _keyed_hash(keyed: hashlib.blake2b, message: bytes) -> int:
+    state = keyed.copy()
+    state.update(message)
+    return int.from_bytes(state.digest(), "big", signed=True)
+
+
+def _keyed(salt: bytes) -> hashlib.blake2b:
+    return hashlib.blake2b(key=salt, digest_size=8)
 
 
 def consented_visitor_hash(key: bytes, site_id: int, first_party_id: str) -> int:
@@ -134,6 +140,15 @@ class SaltPair:
     until: float  # unix time the day ends, UTC
     current: bytes
     previous: bytes | None
+    # BLAKE2b keyed with each salt, copied for every hash: keying costs a compression of its
+    # own (1.4 -> 0.8 us a hash). They live and die with the pair, like the salts.
+    current_key: hashlib.blake2b = field(init=False, repr=False, compare=False)
+    previous_key: hashlib.blake2b | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "current_key", _keyed(self.current))
+        previous = _keyed(self.previous) if self.previous else None
+        object.__setattr__(self, "previous_key", previous)
 
 
 # Reads or creates the salt for a UTC day, deletes older ones, and returns (current, previous).
@@ -152,10 +167,10 @@ class Salts:
         self._pair: SaltPair | None = None
         self._lock = asyncio.Lock()
 
-    def cached(self, now: datetime) -> SaltPair | None:
-        """The pair for `now` when already loaded: the ingest path's synchronous fast path."""
+    def cached(self, timestamp: float) -> SaltPair | None:
+        """The pair for that unix time when already loaded: the ingest path's fast path."""
         pair = self._pair
-        if pair is not None and pair.until > now.timestamp() >= pair.until - 86400:
+        if pair is not None and pair.until > timestamp >= pair.until - 86400:
             return pair
         return None
 
