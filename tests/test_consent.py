@@ -219,3 +219,26 @@ async def test_a_bad_first_party_id_is_refused(zeef: Zeef) -> None:
     response = await zeef.send(pageview(c="x"))
     assert response.status_code == 400
     assert "consented visitor ID" in response.json()["error"]
+
+
+async def test_returning_visitors_are_the_consented_ones_seen_on_an_earlier_day(
+    zeef: Zeef, clock
+) -> None:
+    from server import reports
+
+    regular, newcomer = "k3J9xQ2mZ7pL0aB4cD8eFg", "Zz9xQ2mZ7pL0aB4cD8eFgh"
+    await zeef.send(pageview(c=regular))
+    await zeef.send(pageview(), ip="203.0.113.60")  # cookieless: never returning
+    await zeef.flush()
+    clock.advance(days=2)
+    await zeef.send(pageview(c=regular))
+    await zeef.send(pageview(c=regular))  # twice today, once returning
+    await zeef.send(pageview(c=newcomer), ip="203.0.113.61")
+    await zeef.send(pageview(), ip="203.0.113.60")
+    await zeef.flush()
+    [site] = await zeef.app.state.storage.sites()
+    today = await reports.totals(
+        zeef.app.state.storage, reports.Query.for_period(site, "day", clock())
+    )
+    assert (today["visitors"], today["returning_visitors"]) == (3, 1)
+    assert len(zeef.rows("SELECT * FROM consented_visitors")) == 2

@@ -51,6 +51,14 @@ JOIN events AS e
  AND (e.carried = 1 OR e.ts % 86400 >= 84600)
 """
 
+# A consented visitor's first hit; an earlier one wins when processes flush out of order, and
+# a later one writes nothing (no page is dirtied for a visitor already known).
+ADD_CONSENTED_VISITOR = """
+INSERT INTO consented_visitors (site_id, visitor_id, first_seen) VALUES (?, ?, ?)
+ON CONFLICT (site_id, visitor_id) DO UPDATE SET first_seen = excluded.first_seen
+WHERE excluded.first_seen < first_seen
+"""
+
 # Whether any hit after :since was carried over from yesterday's hash (events_carried).
 CARRIED_SINCE = "SELECT EXISTS (SELECT 1 FROM events WHERE carried = 1 AND ts > :since)"
 
@@ -139,11 +147,9 @@ SELECT
     (SELECT AVG(pageviews <= 1 AND interactions = 0) FROM visits) AS bounce_rate,
     (SELECT AVG(MAX(ended - started, engaged_ms / 1000.0)) FROM visits) AS visit_duration,
     (SELECT COUNT(DISTINCT h.visitor_id) FROM events AS h
+      JOIN consented_visitors AS v ON v.site_id = h.site_id AND v.visitor_id = h.visitor_id
       WHERE h.site_id = :site_id AND h.ts >= :start AND h.ts < :end AND h.consented = 1
-        AND h.name != 'engagement'
-        AND EXISTS (SELECT 1 FROM events AS before
-                    WHERE before.site_id = :site_id AND before.visitor_id = h.visitor_id
-                      AND before.ts < :start AND before.consented = 1)) AS returning_visitors,
+        AND h.name != 'engagement' AND v.first_seen < :start) AS returning_visitors,
     (SELECT AVG(depth) FROM (
         SELECT MAX(scroll_depth) AS depth FROM events
         WHERE site_id = :site_id AND ts >= :start AND ts < :end
@@ -337,6 +343,7 @@ class SQLiteStorage:
         try:
             await self._continue_visits(conn, events)
             await conn.executemany(INSERT_EVENT, [_event_row(event) for event in events])
+            await self._add_consented_visitors(conn, events)
             await conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -375,6 +382,17 @@ class SQLiteStorage:
                 event.visitor_id = prev
                 event.carried = True
             last_seen[(event.site_id, event.visitor_id)] = event.ts
+
+    async def _add_consented_visitors(
+        self, conn: aiosqlite.Connection, events: Sequence[Event]
+    ) -> None:
+        first_seen: dict[tuple[int, int], int] = {}
+        for e in events:
+            if e.consented and first_seen.get((e.site_id, e.visitor_id), e.ts) >= e.ts:
+                first_seen[(e.site_id, e.visitor_id)] = e.ts
+        if first_seen:
+            rows = [(site, visitor, ts) for (site, visitor), ts in first_seen.items()]
+            await conn.executemany(ADD_CONSENTED_VISITOR, rows)
 
     async def add_drops(self, counts: DropCounts) -> None:
         if not counts:
