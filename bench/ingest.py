@@ -10,14 +10,18 @@ makes three wrk runs (bench/event.lua), rotating which goes first:
   sample) plus a share of bots (the npm crawler-user-agents instances, --bot-share),
   written to a Lua table at start (tests/corpora.py fetches both, pinned).
 
+First an uncounted warm-up run per server (--warmup seconds): it pays for imports, SQLite's
+page cache and the mix's first sight of each User-Agent, which otherwise land on round 1.
+
 It prints each round's events/s (accepted: 202 without X-Zeef-Drop) and the ratios
-to bare, then the medians (target: zeef/bare >= 0.6), and finally checks that every
-event wrk saw accepted over all rounds was stored; the mix's bots are dropped with
+to bare, and the server CPU per request (flush included) as a second measure of cost,
+then the medians (target: zeef/bare >= 0.6), and finally checks that every
+event wrk saw accepted (rounds and warm-up) was stored; the mix's bots are dropped with
 X-Zeef-Drop: bot, so they are not in that count. Exits 1 when the counts differ or any
 response was non-2xx; a low ratio is only reported, as the machine is noisy.
 
-    python bench/ingest.py [--rounds 5] [--duration 5] [--connections 64] [--threads 1]
-                           [--bot-share 0.05]
+    python bench/ingest.py [--rounds 5] [--duration 5] [--warmup 2] [--connections 64]
+                           [--threads 1] [--bot-share 0.05]
 """
 
 from __future__ import annotations
@@ -82,6 +86,13 @@ class WrkResult:
     counts: dict[str, str]
     seconds: float
     output: str
+    # CPU the server used for this run, its flush included: a second measure of cost that a
+    # slower or faster spell of this shared machine moves less than events/s.
+    cpu_seconds: float = 0.0
+
+    @property
+    def cpu_us_per_request(self) -> float:
+        return self.cpu_seconds / max(self.num("responses"), 1) * 1e6
 
     def num(self, key: str) -> int:
         return int(self.counts.get(key, "0"))
@@ -215,6 +226,18 @@ def peak_rss_mib(root: int) -> float | None:
     return max(peaks, default=None)
 
 
+def cpu_seconds(root: int) -> float:
+    """User + system CPU time used so far by the process tree (all threads), in seconds."""
+    ticks = 0
+    for pid in process_tree(root):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def write_mix(directory: Path, bot_share: float) -> tuple[Path, str]:
     """A Lua file of User-Agents for event.lua: real browsers by weight, plus bots.
 
@@ -257,12 +280,17 @@ def lua_string(text: str) -> str:
 
 
 def run_wrk(
-    port: int, args: argparse.Namespace, pinning: Pinning, agents: Path | None = None
+    port: int,
+    args: argparse.Namespace,
+    pinning: Pinning,
+    agents: Path | None = None,
+    duration: int | None = None,
 ) -> WrkResult:
-    """Drive POST /api/event for args.duration seconds (+ drain) with event.lua.
+    """Drive POST /api/event for `duration` (default args.duration) seconds (+ drain).
 
     With `agents` (a file from write_mix), event.lua sends those User-Agents; without, one.
     """
+    duration = duration or args.duration
     cmd = [
         *pinning.wrk,
         "wrk",
@@ -271,24 +299,24 @@ def run_wrk(
         "--connections",
         str(args.connections),
         "--duration",
-        f"{args.duration + DRAIN_SECONDS}s",
+        f"{duration + DRAIN_SECONDS}s",
         "--timeout",
         WRK_TIMEOUT,
         "--script",
         str(LUA_SCRIPT),
         f"http://{HOST}:{port}/api/event",
         "--",
-        str(args.duration),  # event.lua's send window
+        str(duration),  # event.lua's send window
         *([str(agents)] if agents else []),
     ]
     proc = subprocess.run(
-        cmd, capture_output=True, text=True, timeout=args.duration + DRAIN_SECONDS + 60
+        cmd, capture_output=True, text=True, timeout=duration + DRAIN_SECONDS + 60
     )
     output = proc.stdout + proc.stderr
     for line in proc.stdout.splitlines():
         if line.startswith("ZEEF_BENCH "):
             counts = dict(field.split("=", 1) for field in line.split()[1:])
-            return WrkResult(counts, float(args.duration), output)
+            return WrkResult(counts, float(duration), output)
     raise RuntimeError(f"wrk exited with {proc.returncode} and no ZEEF_BENCH line:\n{output}")
 
 
@@ -403,6 +431,11 @@ class Round:
         bare, zeef = self.results["bare"], self.results[name]
         return zeef.accepted_per_second / bare.accepted_per_second if bare.num("accepted") else 0.0
 
+    def cpu_ratio(self, name: str = "zeef") -> float:
+        """bare's CPU per request over Zeef's: 0.6 means Zeef spends 1/0.6 as much."""
+        zeef = self.results[name].cpu_us_per_request
+        return self.results["bare"].cpu_us_per_request / zeef if zeef else 0.0
+
 
 def server_warnings(name: str, clean_exit: bool, log: Path) -> list[str]:
     warnings = [f"{name}: server log: {line}" for line in log_errors(log)]
@@ -440,26 +473,44 @@ def run_rounds(
     servers: dict[str, Server],
     env: dict[str, str],
     agents: Path,
-) -> list[Round]:
+) -> tuple[list[Round], int]:
     """Make the three runs args.rounds times, rotating which one goes first.
+
+    Returns the rounds and the events Zeef accepted in the warm-up.
 
     Rotating cancels out drift within a round (the machine getting busier or
     quieter, Zeef's database growing) instead of always charging it to one side.
     """
     rounds: list[Round] = []
     zeef_accepted = 0
+    if args.warmup:
+        # Not counted: the first requests after start pay for imports, SQLite's page cache and,
+        # in the mix, the first sight of each User-Agent. Their events are stored all the same.
+        warm = []
+        for name in RUNS:
+            server = servers["bare" if name == "bare" else "zeef"]
+            mix = agents if name == "mix" else None
+            result = run_wrk(server.port, args, pinning, mix, duration=args.warmup)
+            if name != "bare":
+                zeef_accepted += result.num("accepted")
+                wait_for_flush(env, expected=zeef_accepted)
+            warm.append(f"{name} {result.accepted_per_second:.0f}")
+        print(f"warm-up ({args.warmup} s each, not counted): {', '.join(warm)} events/s")
+    warm_accepted = zeef_accepted
     for number in range(1, args.rounds + 1):
         shift = (number - 1) % len(RUNS)
         order = RUNS[shift:] + RUNS[:shift]
         results: dict[str, WrkResult] = {}
         for name in order:
             server = servers["bare" if name == "bare" else "zeef"]
+            cpu_before = cpu_seconds(server.proc.pid)
             results[name] = run_wrk(server.port, args, pinning, agents if name == "mix" else None)
             if name != "bare":
                 zeef_accepted += results[name].num("accepted")
                 # Zeef writes what it buffered up to a second later, on the same CPU
                 # as bare: let that flush finish so it is not charged to bare's run.
                 wait_for_flush(env, expected=zeef_accepted)
+            results[name].cpu_seconds = cpu_seconds(server.proc.pid) - cpu_before
         current = Round(number, order, results)
         rounds.append(current)
         if args.verbose:
@@ -474,13 +525,16 @@ def run_rounds(
             f"(p50/p99 ms: bare {latency_ms(bare, 'p50_us'):.1f}/"
             f"{latency_ms(bare, 'p99_us'):.1f}, zeef {latency_ms(zeef, 'p50_us'):.1f}/"
             f"{latency_ms(zeef, 'p99_us'):.1f}, mix {latency_ms(mix, 'p50_us'):.1f}/"
-            f"{latency_ms(mix, 'p99_us'):.1f})",
+            f"{latency_ms(mix, 'p99_us'):.1f}); CPU us/request: bare "
+            f"{bare.cpu_us_per_request:.0f}, zeef {zeef.cpu_us_per_request:.0f}, mix "
+            f"{mix.cpu_us_per_request:.0f} (ratios {current.cpu_ratio():.2f}, "
+            f"{current.cpu_ratio('mix'):.2f})",
             flush=True,
         )
         if args.verbose:
             for name in RUNS:
                 print(describe(name, results[name]), flush=True)
-    return rounds
+    return rounds, warm_accepted
 
 
 def summarize(name: str, results: list[WrkResult], rss: float | None) -> str:
@@ -506,6 +560,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5, help="bare+zeef rounds")
     parser.add_argument("--duration", type=int, default=5, help="send window per run, seconds")
+    parser.add_argument(
+        "--warmup", type=int, default=2, help="uncounted run per server first, seconds (0: none)"
+    )
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument("--verbose", action="store_true", help="print wrk's own output")
@@ -550,7 +607,7 @@ def main() -> int:
             # bare has no /healthz: a TCP accept will do.
             wait_ready(servers["bare"].proc, servers["bare"].port, servers["bare"].log, None)
             wait_ready(servers["zeef"].proc, servers["zeef"].port, servers["zeef"].log, "/healthz")
-            rounds = run_rounds(args, pinning, servers, env, agents)
+            rounds, warm_accepted = run_rounds(args, pinning, servers, env, agents)
             stored = wait_for_flush(env)  # Zeef must stay up: it does the flushing
             rss = {name: peak_rss_mib(server.proc.pid) for name, server in servers.items()}
         except Exception:
@@ -587,11 +644,19 @@ def main() -> int:
         f"{min(mix_ratios):.2f}, max {max(mix_ratios):.2f}; events only: the mix's bots are "
         f"answered but not counted)"
     )
+    for name in ("zeef", "mix"):
+        cpu = [r.cpu_ratio(name) for r in rounds]
+        print(
+            f"  CPU per request, bare/{name}: median {statistics.median(cpu):.2f} (min "
+            f"{min(cpu):.2f}, max {max(cpu):.2f}; flush included, bots included for the mix)"
+        )
 
-    accepted = sum(r.results[name].num("accepted") for r in rounds for name in ("zeef", "mix"))
+    accepted = warm_accepted + sum(
+        r.results[name].num("accepted") for r in rounds for name in ("zeef", "mix")
+    )
     pageviews = stored.get("pageviews", -1)
     print(
-        f"stored: pageviews={pageviews} accepted={accepted} (all rounds) "
+        f"stored: pageviews={pageviews} accepted={accepted} (all rounds and the warm-up) "
         f"visitors={stored.get('visitors')} visits={stored.get('visits')} "
         f"events={stored.get('events')}"
     )
