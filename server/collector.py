@@ -136,8 +136,7 @@ class Collector:
         if not sites:
             self.buffer.drop(0, DropReason.UNKNOWN_SITE, now)
             return DropReason.UNKNOWN_SITE
-        host = location.host
-        if not any(host == site.domain or enrich.host_matches(host, site.domain) for site in sites):
+        if not any(enrich.host_matches(location.host, site.domain) for site in sites):
             for site in sites:
                 self.buffer.drop(site.id, DropReason.DOMAIN_MISMATCH, now)
             return DropReason.DOMAIN_MISMATCH

@@ -135,6 +135,8 @@ def _bare_host(hostname: str) -> str:
 
 def host_matches(host: str, domain: str) -> bool:
     """True when a page on `host` belongs to the site `domain` (itself or a subdomain)."""
+    if host == domain:  # the usual case, without normalising the domain again
+        return True
     domain = _bare_host(domain)
     return host == domain or host.endswith("." + domain)
 
