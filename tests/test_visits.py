@@ -157,3 +157,20 @@ async def test_a_gap_of_exactly_30_minutes_across_midnight_starts_a_new_visit(
     await zeef.flush()
     first, second = zeef.rows()
     assert first["visitor_id"] != second["visitor_id"]
+
+
+async def test_a_batch_across_midnight_with_both_salts_live_is_not_split(
+    zeef: Zeef, clock: Clock
+) -> None:
+    # The usual case in production: yesterday's salt exists when the evening hit is taken.
+    await zeef.send(pageview(), ip="203.0.113.10")
+    await zeef.flush()
+    clock.advance(days=1)
+    clock.now = clock.now.replace(hour=23, minute=59, second=50)
+    await zeef.send(pageview())
+    clock.advance(seconds=20)  # 00:00:10, same batch
+    await zeef.send(pageview())
+    await zeef.flush()
+    evening, after_midnight = zeef.rows()[1:]
+    assert after_midnight["visitor_id"] == evening["visitor_id"]
+    assert after_midnight["carried"] == 1

@@ -359,10 +359,10 @@ class SQLiteStorage:
         if not candidates:
             return
         since = min(candidates.values())
-        first = since + VISIT_GAP  # the batch's earliest hit
-        if since >= first - first % 86400:
-            # Every hit here is 30 minutes or more past midnight (UTC, when salts rotate): a
-            # visit can only still go on under yesterday's hash from a carried hit.
+        if all((hit_since + VISIT_GAP) % 86400 >= VISIT_GAP for hit_since in candidates.values()):
+            # Every hit here is 30 minutes or more past its midnight (UTC, when salts rotate),
+            # a batch that spans midnight included: a visit can only still go on under
+            # yesterday's hash from a carried hit.
             async with conn.execute(CARRIED_SINCE, {"since": since}) as cursor:
                 row = await cursor.fetchone()
             if not (row and row[0]):
