@@ -40,7 +40,7 @@ def parse_ip(text: str) -> IPAddress | None:
 
 
 def client_ip(
-    peer: str | None, forwarded_for: str | None, trusted: Sequence[Network]
+    peer: str | None, forwarded_for: str | None, trusted: tuple[Network, ...]
 ) -> IPAddress | None:
     """The visitor's address: the socket peer, or X-Forwarded-For when the peer is trusted.
 
@@ -72,7 +72,7 @@ def client_ip(
 # The proxies in ZEEF_TRUSTED_PROXIES that have sent requests: a handful of the operator's own
 # machines, never a visitor (an untrusted peer is not kept), so the common case behind a proxy
 # skips parsing and matching the peer (~2 us an event).
-_trusted_peers: dict[tuple[str, Sequence[Network]], IPAddress] = {}
+_trusted_peers: dict[tuple[str, tuple[Network, ...]], IPAddress] = {}
 
 
 def _is_trusted(address: IPAddress, trusted: Sequence[Network]) -> bool:
