@@ -97,14 +97,7 @@ class PatternList:
         # ~12 us once warm, for ~17 MiB of memory. The budget bounds it: a flood of novel
         # strings makes RE2 rebuild states, never grow.
         options.max_mem = 32 << 20
-        portable, python_only = [], []
-        for pattern in patterns:
-            try:
-                re2.compile(pattern, options)
-            except re2.error:
-                python_only.append(pattern)
-            else:
-                portable.append(pattern)
+        portable, python_only = _split_portable(patterns, options)
         self._re2 = re2.compile("|".join(portable), options)
         flags = re.IGNORECASE if ignore_case else 0
         self._re = re.compile("|".join(python_only), flags) if python_only else None
@@ -113,6 +106,23 @@ class PatternList:
         if self._re2.search(text) is not None:
             return True
         return self._re is not None and self._re.search(text) is not None
+
+
+def _split_portable(patterns: list[str], options: re2.Options) -> tuple[list[str], list[str]]:
+    """(the patterns RE2 runs, the ones it cannot), found by halving the list: a whole list
+    compiles in ~8 ms, where one pattern at a time cost ~70 ms of each worker's start-up."""
+    try:
+        re2.compile("|".join(patterns), options)
+    except re2.error:
+        if len(patterns) == 1:
+            return [], patterns
+        half = len(patterns) // 2
+        first, second = (
+            _split_portable(patterns[:half], options),
+            _split_portable(patterns[half:], options),
+        )
+        return first[0] + second[0], first[1] + second[1]
+    return patterns, []
 
 
 _CRAWLER_DETECT = PatternList(list(crawlers_data), ignore_case=True)

@@ -84,14 +84,13 @@ class SiteRegistry:
     def cached(self, domains: tuple[str, ...]) -> list[Site] | None:
         """The ingest path's synchronous fast path: the one site named, when already loaded."""
         if len(domains) == 1:
-            domain = domains[0]
-            site = self._by_domain.get(domain[4:] if domain.startswith("www.") else domain)
+            site = self._by_domain.get(_without_www(domains[0]))
             if site is not None:
                 return [site]
         return None
 
     async def lookup(self, domains: Iterable[str]) -> list[Site]:
-        wanted = list(dict.fromkeys(d[4:] if d.startswith("www.") else d for d in domains))
+        wanted = list(dict.fromkeys(_without_www(d) for d in domains))
         found = [self._by_domain[d] for d in wanted if d in self._by_domain]
         if len(found) < len(wanted) and time.monotonic() - self._loaded_at >= self.min_reload:
             async with self._lock:
@@ -99,3 +98,7 @@ class SiteRegistry:
                     await self.reload()
             found = [self._by_domain[d] for d in wanted if d in self._by_domain]
         return found
+
+
+def _without_www(domain: str) -> str:
+    return domain[4:] if domain.startswith("www.") else domain

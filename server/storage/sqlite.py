@@ -351,23 +351,26 @@ class SQLiteStorage:
             raise
 
     async def _continue_visits(self, conn: aiosqlite.Connection, events: Sequence[Event]) -> None:
+        # Each previous hash, with the time of its first hit in this batch.
         candidates = {
-            (e.site_id, e.previous_visitor_id): e.ts - VISIT_GAP
+            (e.site_id, e.previous_visitor_id): e.ts
             for e in reversed(events)
             if e.previous_visitor_id is not None
         }
         if not candidates:
             return
-        since = min(candidates.values())
-        if all((hit_since + VISIT_GAP) % 86400 >= VISIT_GAP for hit_since in candidates.values()):
+        if all(ts % 86400 >= VISIT_GAP for ts in candidates.values()):
             # Every hit here is 30 minutes or more past its midnight (UTC, when salts rotate),
             # a batch that spans midnight included: a visit can only still go on under
             # yesterday's hash from a carried hit.
+            since = min(candidates.values()) - VISIT_GAP
             async with conn.execute(CARRIED_SINCE, {"since": since}) as cursor:
                 row = await cursor.fetchone()
             if not (row and row[0]):
                 return
-        payload = json.dumps([[site, prev, since] for (site, prev), since in candidates.items()])
+        payload = json.dumps(
+            [[site, prev, ts - VISIT_GAP] for (site, prev), ts in candidates.items()]
+        )
         async with conn.execute(CONTINUING_VISITORS, {"candidates": payload}) as cursor:
             continuing = {(int(site), int(prev)) for site, prev in await cursor.fetchall()}
         # The batch's own hits are not in the table yet: a visit that crosses midnight inside
