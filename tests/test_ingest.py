@@ -218,3 +218,29 @@ async def test_privacy_signals_are_honoured_unless_the_site_opted_out(
     await zeef.flush()
     assert len(zeef.rows()) == 1
     assert zeef.rows("SELECT reason, count FROM drops") == [{"reason": "opted_out", "count": 1}]
+
+
+async def test_absent_fields_are_stored_as_null_and_zeros_as_values(zeef: Zeef) -> None:
+    # The writer binds absent values as 0 or -1 and lets SQL turn them into NULL: a real "0"
+    # campaign or a 0 % scroll depth must survive that, and nothing absent may become a value.
+    bare = pageview("https://example.com/")
+    zeros = {
+        "n": "engagement",
+        "u": "https://example.com/?utm_source=0&utm_medium=0&utm_campaign=0",
+        "d": "example.com",
+        "sd": 0,
+        "e": 0,
+    }
+    for body in (bare, zeros):
+        assert (await zeef.send(body)).status_code == 202
+    await zeef.flush()
+    first, second = zeef.rows()
+    optional = [
+        "referrer_host", "referrer_path", "utm_source", "utm_medium", "utm_campaign",
+        "utm_term", "utm_content", "country", "region", "city", "props", "revenue_amount",
+        "revenue_currency", "scroll_depth", "engaged_ms",
+    ]  # fmt: skip
+    assert {key: first[key] for key in optional} == dict.fromkeys(optional)
+    assert (second["utm_source"], second["utm_medium"], second["utm_campaign"]) == ("0",) * 3
+    assert (second["scroll_depth"], second["engaged_ms"]) == (0, 0)
+    assert second["utm_term"] is None and second["referrer_host"] is None
