@@ -443,6 +443,11 @@ class Round:
         bare, zeef = self.results["bare"], self.results[name]
         return zeef.accepted_per_second / bare.accepted_per_second if bare.num("accepted") else 0.0
 
+    def request_ratio(self, name: str = "mix") -> float:
+        """Requests answered per second over bare's: the mix's dropped bots counted as work."""
+        bare = self.results["bare"].requests_per_second
+        return self.results[name].requests_per_second / bare if bare else 0.0
+
     def cpu_ratio(self, name: str = "zeef") -> float:
         """bare's CPU per request over Zeef's: 0.6 means Zeef spends 1/0.6 as much."""
         zeef = self.results[name].cpu_us_per_request
@@ -655,6 +660,11 @@ def main() -> int:
         f"  ratio mix/bare:  median {statistics.median(mix_ratios):.2f} (min "
         f"{min(mix_ratios):.2f}, max {max(mix_ratios):.2f}; events only: the mix's bots are "
         f"answered but not counted)"
+    )
+    answered = [r.request_ratio("mix") for r in rounds]
+    print(
+        f"  ratio mix/bare, requests answered: median {statistics.median(answered):.2f} (min "
+        f"{min(answered):.2f}, max {max(answered):.2f}; the bots' answers counted as work)"
     )
     for name in ("zeef", "mix"):
         cpu = [r.cpu_ratio(name) for r in rounds]
