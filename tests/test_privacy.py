@@ -59,3 +59,12 @@ def test_visitor_hash_depends_on_salt_site_address_and_agent() -> None:
     assert base != visitor_hash(b"s" * 32, 1, other, "UA")
     assert base != visitor_hash(b"s" * 32, 1, address, "UA2")
     assert -(2**63) <= base < 2**63
+
+
+def test_client_ip_believes_only_the_networks_it_is_given() -> None:
+    # The proxies seen are remembered per set of trusted networks, never across sets.
+    assert str(client_ip("10.0.0.1", "1.2.3.4", PROXIES)) == "1.2.3.4"
+    others = (ipaddress.ip_network("192.168.0.0/16"),)
+    assert str(client_ip("10.0.0.1", "1.2.3.4", others)) == "10.0.0.1"
+    assert str(client_ip("192.168.7.7", "10.0.0.9, 1.2.3.4", others)) == "1.2.3.4"
+    assert str(client_ip("10.0.0.1", "1.2.3.4", PROXIES)) == "1.2.3.4"
