@@ -78,15 +78,11 @@ def parse_payload(body: bytes) -> Payload:
     if len(body) > MAX_BODY:
         raise PayloadError("body larger than 8 KiB")
     try:
-        body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise PayloadError("body is not valid UTF-8") from None
-    try:
         # orjson: 0.5 us for a pageview where json.loads takes 3-5; strict RFC 8259 (no NaN),
-        # and a nesting limit instead of a RecursionError.
+        # strict UTF-8, and a nesting limit instead of a RecursionError.
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
-        raise PayloadError("body is not valid JSON") from None
+        raise PayloadError(_json_error(body)) from None
     if not isinstance(data, dict):
         raise PayloadError("body must be a JSON object")
     fields: dict[str, Any] = {}
@@ -112,9 +108,9 @@ def parse_payload(body: bytes) -> Payload:
         raise PayloadError("'referrer' must be a string or null")
     if referrer is not None and len(referrer) > MAX_URL:
         raise PayloadError("'referrer' is too long")
-    amount, currency = _revenue(fields.get("revenue"))
-    scroll_depth = _optional_int(fields, "sd", 0, 100)
-    engaged_ms = _optional_int(fields, "e", 0, MAX_ENGAGED_MS)
+    amount, currency = _revenue(fields["revenue"]) if "revenue" in fields else (None, None)
+    scroll_depth = _optional_int(fields, "sd", 0, 100) if "sd" in fields else None
+    engaged_ms = _optional_int(fields, "e", 0, MAX_ENGAGED_MS) if "e" in fields else None
     interactive = fields.get("interactive", True)
     if not isinstance(interactive, bool):
         raise PayloadError("'interactive' must be true or false")
@@ -122,14 +118,15 @@ def parse_payload(body: bytes) -> Payload:
     if visitor is not None and (not isinstance(visitor, str) or not _VISITOR.match(visitor)):
         raise PayloadError("'c' must be the consented visitor ID (16-64 URL-safe characters)")
     hash_mode = fields.get("hashMode", False)
-    if not isinstance(hash_mode, bool | int) or hash_mode not in (0, 1):
+    # A tuple: `bool | int` builds a union object on every call.
+    if not isinstance(hash_mode, (bool, int)) or hash_mode not in (0, 1):
         raise PayloadError("'hashMode' must be true, false, 0 or 1")
     return Payload(
         name=name,
         url=url,
         domains=domains,
         referrer=referrer or None,
-        props=_props(fields.get("props")),
+        props=_props(fields["props"]) if "props" in fields else None,
         revenue_amount=amount,
         revenue_currency=currency,
         interactive=interactive,
@@ -138,6 +135,15 @@ def parse_payload(body: bytes) -> Payload:
         engaged_ms=engaged_ms,
         visitor=visitor,
     )
+
+
+def _json_error(body: bytes) -> str:
+    """Why orjson refused a body, told apart only when it did: decoding twice cost every event."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return "body is not valid UTF-8"
+    return "body is not valid JSON"
 
 
 def _required_str(fields: dict[str, Any], key: str, limit: int) -> str:
