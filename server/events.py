@@ -19,7 +19,10 @@ class DropReason(StrEnum):
 
 @dataclass(slots=True)
 class Event:
-    """One anonymised event, as stored. No address, full or truncated, is part of it."""
+    """One anonymised event, as stored. No address, full or truncated, is part of it.
+
+    The collector builds it with positional arguments, for speed: keep the fields in order.
+    """
 
     site_id: int
     ts: int  # unix seconds, UTC

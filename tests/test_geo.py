@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import Zeef, pageview
+from .conftest import FIREFOX, Zeef, pageview
 
 
 @pytest.mark.parametrize(
@@ -23,3 +23,53 @@ async def test_location_from_geoip(
     await zeef_geo.flush()
     [row] = zeef_geo.rows()
     assert (row["country"], row["region"], row["city"]) == (country, region, city)
+
+
+async def test_every_column_of_a_fully_filled_event(zeef_geo: Zeef) -> None:
+    # The collector builds the stored event positionally: each value must land in its column.
+    body = {
+        "n": "Signup",
+        "u": "https://shop.example.com/join?utm_source=news&utm_medium=mail&utm_campaign=winter"
+        "&utm_term=boots&utm_content=banner",
+        "d": "example.com",
+        "r": "https://news.ycombinator.com/item?id=1",
+        "p": {"plan": "pro"},
+        "$": {"amount": "10.50", "currency": "eur"},
+        "i": False,
+        "sd": 40,
+        "e": 1500,
+        "c": "consented-visitor-id-0123",
+    }
+    assert (await zeef_geo.send(body, ip="81.2.69.142", ua=FIREFOX)).status_code == 202
+    await zeef_geo.flush()
+    [row] = zeef_geo.rows()
+    assert isinstance(row.pop("visitor_id"), int)
+    assert row.pop("site_id") == 1 and isinstance(row.pop("ts"), int)
+    assert row == {
+        "name": "Signup",
+        "hostname": "shop.example.com",
+        "path": "/join",
+        "referrer_host": "news.ycombinator.com",
+        "referrer_path": "/item",
+        "utm_source": "news",
+        "utm_medium": "mail",
+        "utm_campaign": "winter",
+        "utm_term": "boots",
+        "utm_content": "banner",
+        "browser": "Firefox",
+        "browser_version": "133.0",
+        "os": "Linux",
+        "os_version": "",
+        "device": "desktop",
+        "country": "GB",
+        "region": "GB-ENG",
+        "city": "London",
+        "props": '{"plan": "pro"}',
+        "revenue_amount": "10.500000",
+        "revenue_currency": "EUR",
+        "interactive": 0,
+        "scroll_depth": 40,
+        "engaged_ms": 1500,
+        "consented": 1,
+        "carried": 0,
+    }
