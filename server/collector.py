@@ -16,7 +16,7 @@ from starlette.types import Receive, Scope, Send
 from . import enrich, privacy
 from .buffer import EventBuffer
 from .config import Settings
-from .events import DropReason, Event
+from .events import DropReason, Event, Site
 from .ingest.plausible import MAX_BODY, Payload, PayloadError, parse_payload
 from .logs import client_label
 from .sites import SiteRegistry
@@ -136,7 +136,7 @@ class Collector:
         if not sites:
             self.buffer.drop(0, DropReason.UNKNOWN_SITE, now)
             return DropReason.UNKNOWN_SITE
-        if not any(enrich.host_matches(location.host, site.domain) for site in sites):
+        if not _any_matches(location.host, sites):
             for site in sites:
                 self.buffer.drop(site.id, DropReason.DOMAIN_MISMATCH, now)
             return DropReason.DOMAIN_MISMATCH
@@ -147,7 +147,7 @@ class Collector:
             sites = [site for site in sites if not site.honour_dnt]
             if not sites:
                 return DropReason.OPTED_OUT
-        if payload.visitor is None and any(site.require_consent for site in sites):
+        if payload.visitor is None and _any_requires_consent(sites):
             for site in sites:
                 if site.require_consent:
                     self.buffer.drop(site.id, DropReason.NO_CONSENT, now)
@@ -223,6 +223,21 @@ class Collector:
                 )
             )
         return None
+
+
+# Loops, not any() over a generator: these run on every event, and a generator is ~0.5 us.
+def _any_matches(host: str, sites: list[Site]) -> bool:
+    for site in sites:  # noqa: SIM110
+        if enrich.host_matches(host, site.domain):
+            return True
+    return False
+
+
+def _any_requires_consent(sites: list[Site]) -> bool:
+    for site in sites:  # noqa: SIM110
+        if site.require_consent:
+            return True
+    return False
 
 
 async def _read_body(receive: Receive, headers: dict[bytes, bytes]) -> bytes:
