@@ -64,8 +64,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         gc.freeze()
         # A young generation of 10,000 objects instead of 700: each collection walks what is
         # alive at that moment (64 requests in flight, the buffer's events), and doing that a
-        # fourteenth as often cost 1.6 % fewer instructions a request (bench/cost.py: 289.2k ->
-        # 284.6k; 50,000 gained nothing more). Cycles still get collected, a little later.
+        # fourteenth as often saves 1.6 % of the instructions a request (bench/cost.py: 289.2k
+        # -> 284.6k; 50,000 gained nothing more). Cycles still get collected, a little later.
         gc.set_threshold(10_000, 10, 10)
         try:
             yield

@@ -205,5 +205,8 @@ def device_detector_fixtures() -> tuple[tuple[str, ...], tuple[str, ...]]:
                     browsers.append(str(entry["user_agent"]))
     if not bots or not browsers:
         raise RuntimeError(f"{sdist.name}: no fixtures under {prefix}")
-    cached.write_text(json.dumps([bots, browsers]))
+    # Written aside and renamed, as the GeoIP data is: an interrupted run leaves no half file.
+    partial = cached.with_name(cached.name + ".partial")
+    partial.write_text(json.dumps([bots, browsers]))
+    partial.replace(cached)
     return tuple(bots), tuple(browsers)
