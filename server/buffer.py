@@ -47,8 +47,9 @@ class EventBuffer:
             events, self._events = self._events, []
             drops, self._drops = self._drops, Counter()
             try:
-                await self.storage.insert_events(events)
-                await self.storage.add_drops(drops)
+                # One transaction: events and drops are written together or not at all, so
+                # a retry never stores a batch twice (issue 14, fault 2).
+                await self.storage.write_batch(events, drops)
             except Exception:
                 # Put them back in front, in order, so a locked or full disk loses nothing
                 # that a later flush can still write.

@@ -15,6 +15,7 @@ class DropReason(StrEnum):
     INVALID_PAYLOAD = "invalid_payload"
     OPTED_OUT = "opted_out"  # Do Not Track or Global Privacy Control, on a site that honours them
     NO_CONSENT = "no_consent"  # the site counts only visitors who consented to analytics
+    OVERLOADED = "overloaded"  # the write queue was full: answered 503 with Retry-After
 
 
 @dataclass(slots=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..events import ConsentRecord, Event, Site
+from .writer import WriterStatus
 
 # (site_id, UTC day "YYYY-MM-DD", reason) -> count
 DropCounts = Mapping[tuple[int, str, str], int]
@@ -24,7 +25,9 @@ class Storage(Protocol):
 
     async def close(self) -> None: ...
 
-    async def can_write(self) -> bool: ...
+    def health(self) -> WriterStatus:
+        """The writer's state, read without taking a lock or waiting for the database."""
+        ...
 
     async def secret_key(self, generated: str) -> str:
         """The stored secret key, storing `generated` first if there is none."""
@@ -60,9 +63,9 @@ class Storage(Protocol):
         """Per UTC day: decisions, and how many accepted each category."""
         ...
 
-    async def insert_events(self, events: Sequence[Event]) -> None: ...
-
-    async def add_drops(self, counts: DropCounts) -> None: ...
+    async def write_batch(self, events: Sequence[Event], drops: DropCounts) -> None:
+        """Store a flush's events and drop counts together, or neither."""
+        ...
 
     async def site_totals(self, site_id: int, start: int, end: int) -> dict[str, float | None]:
         """Visitors, visits, pageviews, events, bounce rate, visit duration, scroll depth."""

@@ -1,15 +1,18 @@
 """The embedded backend: one SQLite file through aiosqlite, in WAL mode.
 
-One write connection per process (the buffer's flush is its only heavy user) and one read
-connection, so reports never wait behind a batch insert. Several processes share the file:
-SQLite serialises their writes, busy_timeout makes them queue instead of failing.
+One writer per process (storage/writer.py: a task owning the write connection, one
+transaction a job) and a small pool of readers, so reports never wait behind a batch insert.
+Several processes share the file: SQLite serialises their writes, busy_timeout makes them
+queue instead of failing.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
@@ -19,6 +22,7 @@ import aiosqlite
 
 from ..events import ConsentRecord, Event, Site
 from . import DropCounts, SiteExists
+from .writer import Writer, WriterStatus
 
 MIGRATIONS = "migrations/sqlite"
 # Two hits of one visitor further apart than this start a new visit.
@@ -166,10 +170,14 @@ SELECT
 
 
 class SQLiteStorage:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, readers: int = 4) -> None:
         self.path = path
-        self._writer: aiosqlite.Connection | None = None
-        self._reader: aiosqlite.Connection | None = None
+        self.writer = Writer(self._connect)
+        # Readers of their own, so reports never wait behind a batch (WAL: they see the last
+        # commit), and a few of them, so a dashboard's parallel panels do not queue on one.
+        self._max_readers = readers
+        self._readers: list[aiosqlite.Connection] = []
+        self._idle: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
 
     async def _connect(self) -> aiosqlite.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -180,34 +188,36 @@ class SQLiteStorage:
         await conn.execute("PRAGMA synchronous = NORMAL")
         return conn
 
-    async def writer(self) -> aiosqlite.Connection:
-        if self._writer is None:
-            self._writer = await self._connect()
-        return self._writer
-
-    async def reader(self) -> aiosqlite.Connection:
-        if self._reader is None:
-            self._reader = await self._connect()
-        return self._reader
+    @contextlib.asynccontextmanager
+    async def _read(self) -> AsyncIterator[aiosqlite.Connection]:
+        if self._idle.empty() and len(self._readers) < self._max_readers:
+            conn = await self._connect()
+            self._readers.append(conn)
+        else:
+            conn = await self._idle.get()
+        try:
+            yield conn
+        finally:
+            self._idle.put_nowait(conn)
 
     async def close(self) -> None:
-        for conn in (self._writer, self._reader):
-            if conn is not None:
-                await conn.close()
-        self._writer = self._reader = None
+        await self.writer.close()
+        for conn in self._readers:
+            await conn.close()
+        self._readers = []
+        self._idle = asyncio.Queue()
 
     async def migrate(self) -> None:
         """Apply the numbered migrations not yet applied, safely from several processes."""
-        conn = await self.writer()
         scripts = sorted(
             (entry.name, entry.read_text())
             for entry in resources.files(__package__).joinpath(MIGRATIONS).iterdir()
             if entry.name.endswith(".sql")
         )
-        # BEGIN IMMEDIATE takes the write lock first, so two workers starting together apply
-        # each migration once: the second one sees the first one's user_version.
-        await conn.execute("BEGIN IMMEDIATE")
-        try:
+
+        # The writer's BEGIN IMMEDIATE takes the write lock first, so two workers starting
+        # together apply each migration once: the second one sees the first one's user_version.
+        async def job(conn: aiosqlite.Connection) -> None:
             async with conn.execute("PRAGMA user_version") as cursor:
                 row = await cursor.fetchone()
             version = row[0] if row else 0
@@ -218,37 +228,29 @@ class SQLiteStorage:
                 for statement in _statements(script):
                     await conn.execute(statement)
                 await conn.execute(f"PRAGMA user_version = {number:d}")
-            await conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                await conn.execute("ROLLBACK")
-            raise
 
-    async def can_write(self) -> bool:
-        try:
-            conn = await self.writer()
-            await conn.execute("BEGIN IMMEDIATE")
-            await conn.execute("ROLLBACK")
-        except (sqlite3.Error, OSError):
-            return False
-        return True
+        await self.writer.run(job)
+
+    def health(self) -> WriterStatus:
+        """The writer's state, read without touching the database (see app.healthz)."""
+        return self.writer.status()
 
     async def secret_key(self, generated: str) -> str:
-        conn = await self.writer()
-        await conn.execute(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES ('secret_key', ?)", (generated,)
-        )
-        async with conn.execute("SELECT value FROM meta WHERE key = 'secret_key'") as cursor:
-            row = await cursor.fetchone()
-        assert row is not None
-        return str(row[0])
+        async def job(conn: aiosqlite.Connection) -> str:
+            await conn.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('secret_key', ?)", (generated,)
+            )
+            async with conn.execute("SELECT value FROM meta WHERE key = 'secret_key'") as cursor:
+                row = await cursor.fetchone()
+            assert row is not None
+            return str(row[0])
+
+        return await self.writer.run(job)
 
     async def load_salts(
         self, day: str, yesterday: str, fresh: bytes
     ) -> tuple[bytes, bytes | None]:
-        conn = await self.writer()
-        await conn.execute("BEGIN IMMEDIATE")
-        try:
+        async def job(conn: aiosqlite.Connection) -> dict[str, bytes]:
             await conn.execute(
                 "INSERT OR IGNORE INTO salts (day, salt, created_at) "
                 "VALUES (?, ?, CAST(strftime('%s') AS INTEGER))",
@@ -258,45 +260,44 @@ class SQLiteStorage:
             async with conn.execute(
                 "SELECT day, salt FROM salts WHERE day IN (?, ?)", (day, yesterday)
             ) as cursor:
-                rows = {str(r[0]): bytes(r[1]) for r in await cursor.fetchall()}
-            await conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                await conn.execute("ROLLBACK")
-            raise
+                return {str(r[0]): bytes(r[1]) for r in await cursor.fetchall()}
+
+        rows = await self.writer.run(job)
         return rows[day], rows.get(yesterday)
 
     async def add_site(self, domain: str, timezone: str, created_at: int) -> Site:
-        conn = await self.writer()
-        try:
-            cursor = await conn.execute(
-                "INSERT INTO sites (domain, timezone, created_at) VALUES (?, ?, ?)",
-                (domain, timezone, created_at),
-            )
-        except sqlite3.IntegrityError:
-            raise SiteExists(domain) from None
-        assert cursor.lastrowid is not None
-        return Site(cursor.lastrowid, domain, timezone, created_at)
+        async def job(conn: aiosqlite.Connection) -> int:
+            try:
+                cursor = await conn.execute(
+                    "INSERT INTO sites (domain, timezone, created_at) VALUES (?, ?, ?)",
+                    (domain, timezone, created_at),
+                )
+            except sqlite3.IntegrityError:
+                raise SiteExists(domain) from None
+            assert cursor.lastrowid is not None
+            return cursor.lastrowid
+
+        return Site(await self.writer.run(job), domain, timezone, created_at)
 
     async def sites(self) -> list[Site]:
-        conn = await self.reader()
-        async with conn.execute(SITES) as cursor:
+        async with self._read() as conn, conn.execute(SITES) as cursor:
             return [
                 Site(row[0], row[1], row[2], row[3], bool(row[4]), bool(row[5]))
                 for row in await cursor.fetchall()
             ]
 
     async def consent_config(self, site_id: int) -> str | None:
-        conn = await self.reader()
-        async with conn.execute(
-            "SELECT config FROM consent_configs WHERE site_id = ?", (site_id,)
-        ) as cursor:
+        async with (
+            self._read() as conn,
+            conn.execute(
+                "SELECT config FROM consent_configs WHERE site_id = ?", (site_id,)
+            ) as cursor,
+        ):
             row = await cursor.fetchone()
         return str(row[0]) if row else None
 
     async def set_consent_config(self, site_id: int, config: str, updated_at: int) -> None:
-        conn = await self.writer()
-        await conn.execute(
+        await self._execute(
             "INSERT INTO consent_configs (site_id, config, updated_at) VALUES (?, ?, ?) "
             "ON CONFLICT (site_id) DO UPDATE SET config = excluded.config, "
             "updated_at = excluded.updated_at",
@@ -304,58 +305,66 @@ class SQLiteStorage:
         )
 
     async def insert_consent_record(self, record: ConsentRecord) -> None:
-        conn = await self.writer()
         row = asdict(record)
         row["choices"] = json.dumps(record.choices)
         row["gpc"] = int(record.gpc)
-        await conn.execute(INSERT_CONSENT_RECORD, row)
+        await self._execute(INSERT_CONSENT_RECORD, row)
+
+    async def _execute(self, sql: str, params: Sequence[Any] | dict[str, Any]) -> int:
+        """One statement as a write job of its own; the number of rows it changed."""
+
+        async def job(conn: aiosqlite.Connection) -> int:
+            cursor = await conn.execute(sql, params)
+            return cursor.rowcount
+
+        return await self.writer.run(job)
 
     async def consent_records(self, site_id: int, since: int) -> list[ConsentRecord]:
-        conn = await self.reader()
         params = {"site_id": site_id, "since": since}
-        async with conn.execute(CONSENT_RECORDS, params) as cursor:
+        async with self._read() as conn, conn.execute(CONSENT_RECORDS, params) as cursor:
             return [_consent_record(row) for row in await cursor.fetchall()]
 
     async def consent_records_by_id(self, consent_id: str) -> list[ConsentRecord]:
-        conn = await self.reader()
-        async with conn.execute(CONSENT_RECORDS_BY_ID, {"consent_id": consent_id}) as cursor:
+        params = {"consent_id": consent_id}
+        async with self._read() as conn, conn.execute(CONSENT_RECORDS_BY_ID, params) as cursor:
             return [_consent_record(row) for row in await cursor.fetchall()]
 
     async def delete_consent_records(self, consent_id: str) -> int:
-        conn = await self.writer()
-        cursor = await conn.execute(
+        return await self._execute(
             "DELETE FROM consent_records WHERE consent_id = ?", (consent_id,)
         )
-        return cursor.rowcount
 
     async def consent_rates(self, site_id: int, start: int, end: int) -> list[dict[str, Any]]:
-        conn = await self.reader()
         params = {"site_id": site_id, "start": start, "end": end}
         days: dict[str, dict[str, Any]] = {}
-        async with conn.execute(CONSENT_RATES, params) as cursor:
+        async with self._read() as conn, conn.execute(CONSENT_RATES, params) as cursor:
             for day, decisions, category, accepted in await cursor.fetchall():
                 entry = days.setdefault(day, {"day": day, "decisions": decisions, "accepted": {}})
                 entry["accepted"][category] = accepted
         return list(days.values())
 
     async def set_honour_dnt(self, site_id: int, honour: bool) -> None:
-        conn = await self.writer()
-        await conn.execute("UPDATE sites SET honour_dnt = ? WHERE id = ?", (int(honour), site_id))
+        await self._execute("UPDATE sites SET honour_dnt = ? WHERE id = ?", (int(honour), site_id))
 
-    async def insert_events(self, events: Sequence[Event]) -> None:
-        if not events:
+    async def write_batch(self, events: Sequence[Event], drops: DropCounts) -> None:
+        """A flush: the batch's events, consented visitors and drop counts, in one transaction,
+        so a failure leaves none of them written and the retry cannot store any twice."""
+        if not events and not drops:
             return
-        conn = await self.writer()
-        await conn.execute("BEGIN IMMEDIATE")
-        try:
-            await self._continue_visits(conn, events)
-            await conn.executemany(INSERT_EVENT, [_event_row(event) for event in events])
-            await self._add_consented_visitors(conn, events)
-            await conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                await conn.execute("ROLLBACK")
-            raise
+
+        async def job(conn: aiosqlite.Connection) -> None:
+            if events:
+                await self._continue_visits(conn, events)
+                await conn.executemany(INSERT_EVENT, [_event_row(event) for event in events])
+                await self._add_consented_visitors(conn, events)
+            if drops:
+                rows = [
+                    {"site_id": site_id, "day": day, "reason": reason, "count": count}
+                    for (site_id, day, reason), count in drops.items()
+                ]
+                await conn.executemany(ADD_DROPS, rows)
+
+        await self.writer.run(job)
 
     async def _continue_visits(self, conn: aiosqlite.Connection, events: Sequence[Event]) -> None:
         # Each previous hash, with the time of its first hit in this batch.
@@ -404,29 +413,17 @@ class SQLiteStorage:
             rows = [(site, visitor, ts) for (site, visitor), ts in first_seen.items()]
             await conn.executemany(ADD_CONSENTED_VISITOR, rows)
 
-    async def add_drops(self, counts: DropCounts) -> None:
-        if not counts:
-            return
-        conn = await self.writer()
-        rows = [
-            {"site_id": site_id, "day": day, "reason": reason, "count": count}
-            for (site_id, day, reason), count in counts.items()
-        ]
-        await conn.executemany(ADD_DROPS, rows)
-
     async def site_totals(self, site_id: int, start: int, end: int) -> dict[str, float | None]:
-        conn = await self.reader()
         params = {"site_id": site_id, "start": start, "end": end, "gap": VISIT_GAP}
-        async with conn.execute(SITE_TOTALS, params) as cursor:
+        async with self._read() as conn, conn.execute(SITE_TOTALS, params) as cursor:
             row = await cursor.fetchone()
             assert row is not None
             names = [column[0] for column in cursor.description]
         return dict(zip(names, row, strict=True))
 
     async def site_drops(self, site_id: int, start_day: str, end_day: str) -> dict[str, int]:
-        conn = await self.reader()
         params = {"site_id": site_id, "start_day": start_day, "end_day": end_day}
-        async with conn.execute(SITE_DROPS, params) as cursor:
+        async with self._read() as conn, conn.execute(SITE_DROPS, params) as cursor:
             return {str(reason): int(count) for reason, count in await cursor.fetchall()}
 
 
