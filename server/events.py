@@ -57,6 +57,7 @@ class Event:
     engaged_ms: int | None
     consented: bool = False  # visitor_id comes from the first-party ID analytics consent created
     carried: bool = False  # visitor_id is yesterday's hash, continuing a visit across midnight
+    visit_id: int | None = None  # set by the writer (server/visits.py)
 
 
 @dataclass(frozen=True, slots=True)

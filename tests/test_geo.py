@@ -44,7 +44,8 @@ async def test_every_column_of_a_fully_filled_event(zeef_geo: Zeef) -> None:
     await zeef_geo.flush()
     [row] = zeef_geo.rows()
     assert isinstance(row.pop("visitor_id"), int)
-    assert row.pop("site_id") == 1 and isinstance(row.pop("ts"), int)
+    ts = row.pop("ts")
+    assert row.pop("site_id") == 1 and isinstance(ts, int)
     assert row == {
         "name": "Signup",
         "hostname": "shop.example.com",
@@ -72,4 +73,37 @@ async def test_every_column_of_a_fully_filled_event(zeef_geo: Zeef) -> None:
         "engaged_ms": 1500,
         "consented": 1,
         "carried": 0,
+        "visit_id": 1,
+    }
+    # Its visit takes the first hit's source, campaign, place and device, each in its column.
+    [visit] = zeef_geo.rows("SELECT * FROM visits")
+    assert isinstance(visit.pop("visitor_id"), int) and isinstance(visit.pop("started"), int)
+    assert visit.pop("ended") == ts
+    assert visit == {
+        "id": 1,
+        "site_id": 1,
+        "open": 1,
+        "hostname": "shop.example.com",
+        "entry_page": "/join",
+        "exit_page": "/join",
+        "pageviews": 0,
+        "events": 1,
+        "interactions": 0,
+        "engaged_ms": 0,
+        "referrer_host": "news.ycombinator.com",
+        "referrer_path": "/item",
+        "utm_source": "news",
+        "utm_medium": "mail",
+        "utm_campaign": "winter",
+        "utm_term": "boots",
+        "utm_content": "banner",
+        "browser": "Firefox",
+        "browser_version": "133.0",
+        "os": "Linux",
+        "os_version": "",
+        "device": "desktop",
+        "country": "GB",
+        "region": "GB-ENG",
+        "city": "London",
+        "consented": 1,
     }

@@ -20,13 +20,15 @@ from typing import Any
 
 import aiosqlite
 
+from .. import visits
 from ..events import ConsentRecord, Event, Site
+from ..visits import VISIT_GAP, Visit
 from . import DropCounts, SiteExists
 from .writer import Writer, WriterStatus
 
 MIGRATIONS = "migrations/sqlite"
-# Two hits of one visitor further apart than this start a new visit.
-VISIT_GAP = 30 * 60
+# How often the writer closes visits that can take no more hits (data time, seconds).
+CLOSE_EVERY = 60
 
 # Absent values are bound as 0 (text columns) or -1 (counts) and turned into NULL here. Python's
 # sqlite3 binds None through its adaptation lookup (a tuple built, a dict searched, an adapter
@@ -40,15 +42,50 @@ INSERT INTO events (
     utm_source, utm_medium, utm_campaign, utm_term, utm_content,
     browser, browser_version, os, os_version, device, country, region, city,
     props, revenue_amount, revenue_currency, interactive, scroll_depth, engaged_ms, consented,
-    carried
+    carried, visit_id
 ) VALUES (
     ?, ?, ?, ?, ?, ?, NULLIF(?, 0), NULLIF(?, 0),
     NULLIF(?, 0), NULLIF(?, 0), NULLIF(?, 0), NULLIF(?, 0), NULLIF(?, 0),
     ?, ?, ?, ?, ?, NULLIF(?, 0), NULLIF(?, 0), NULLIF(?, 0),
     NULLIF(?, 0), NULLIF(?, 0), NULLIF(?, 0), ?, NULLIF(?, -1), NULLIF(?, -1), ?,
-    ?
+    ?, NULLIF(?, 0)
 )
 """
+
+# The open visits of a batch's visitors (visits_open holds only open ones; see 0007).
+OPEN_VISITS = """
+SELECT v.id, v.site_id, v.visitor_id, v.started, v.ended, v.entry_page, v.exit_page,
+       v.pageviews, v.events, v.interactions, v.engaged_ms, v.consented
+FROM json_each(:keys) AS j
+JOIN visits AS v INDEXED BY visits_open
+  ON v.site_id = j.value ->> 0 AND v.visitor_id = j.value ->> 1 AND v.open = 1
+"""
+
+NEXT_VISIT_ID = "SELECT COALESCE(MAX(id), 0) + 1 FROM visits"
+
+# Absent texts bound as 0 and turned into NULL, as in INSERT_EVENT.
+INSERT_VISIT = """
+INSERT INTO visits (
+    id, site_id, visitor_id, started, ended, hostname, entry_page, exit_page, pageviews,
+    events, interactions, engaged_ms, referrer_host, referrer_path, utm_source, utm_medium,
+    utm_campaign, utm_term, utm_content, browser, browser_version, os, os_version, device,
+    country, region, city, consented
+) VALUES (
+    ?, ?, ?, ?, ?, ?, ?, ?, ?,
+    ?, ?, ?, NULLIF(?, 0), NULLIF(?, 0), NULLIF(?, 0), NULLIF(?, 0),
+    NULLIF(?, 0), NULLIF(?, 0), NULLIF(?, 0), ?, ?, ?, ?, ?,
+    NULLIF(?, 0), NULLIF(?, 0), NULLIF(?, 0), ?
+)
+"""
+
+UPDATE_VISIT = """
+UPDATE visits SET started = ?, ended = ?, entry_page = ?, exit_page = ?, pageviews = ?,
+    events = ?, interactions = ?, engaged_ms = ?, consented = ?
+WHERE id = ?
+"""
+
+# Visits past the time a hit can still join them leave visits_open, which keeps it small.
+CLOSE_VISITS = "UPDATE visits SET open = 0 WHERE open = 1 AND ended < :before"
 
 # Which of yesterday's visitor hashes were active in the 30 minutes before each new event:
 # those visits go on under yesterday's hash instead of being split at midnight. The last term
@@ -122,50 +159,33 @@ WHERE site_id = :site_id AND day >= :start_day AND day <= :end_day
 GROUP BY reason ORDER BY reason
 """
 
-# Visits are made at query time from the stored hits, so they do not depend on which server
-# process saw which hit. A hit opens a visit when the visitor's previous hit is 30 minutes or
-# more before it; engagement hits never open one. The 30-minute look-back before :start tells
-# whether the first hits in the range continue a visit that began earlier.
+# The headline figures, from the visits the writer keeps (server/visits.py): a visit counts,
+# with its pageviews and events, in the period in which it started, so the days of a month add
+# up to the month. A visitor counts in every period one of their visits overlaps; the look-back
+# of a day bounds the index range read (a visit goes on only while hits come under 30 minutes
+# apart, and the daily salt ends a visitor's hash within a day anyway).
 SITE_TOTALS = """
-WITH hits AS (
-    SELECT visitor_id, ts, name, interactive, engaged_ms,
-           ts - LAG(ts) OVER (PARTITION BY visitor_id ORDER BY ts) AS gap
-    FROM events
-    WHERE site_id = :site_id AND ts >= :start - :gap AND ts < :end
-),
-numbered AS (
-    SELECT *, SUM(name != 'engagement' AND (gap IS NULL OR gap >= :gap))
-              OVER (PARTITION BY visitor_id ORDER BY ts ROWS UNBOUNDED PRECEDING) AS visit_no
-    FROM hits
-),
-visits AS (
-    SELECT MIN(ts) AS started, MAX(ts) AS ended,
-           SUM(name = 'pageview') AS pageviews,
-           SUM(name NOT IN ('pageview', 'engagement') AND interactive) AS interactions,
-           SUM(COALESCE(engaged_ms, 0)) AS engaged_ms
-    FROM numbered
-    WHERE visit_no > 0
-    GROUP BY visitor_id, visit_no
-    HAVING MIN(ts) >= :start
-)
 SELECT
-    (SELECT COUNT(DISTINCT visitor_id) FROM hits
-      WHERE ts >= :start AND name != 'engagement') AS visitors,
-    (SELECT COUNT(*) FROM visits) AS visits,
-    (SELECT COUNT(*) FROM hits WHERE ts >= :start AND name = 'pageview') AS pageviews,
-    (SELECT COUNT(*) FROM hits
-      WHERE ts >= :start AND name NOT IN ('pageview', 'engagement')) AS events,
-    (SELECT AVG(pageviews <= 1 AND interactions = 0) FROM visits) AS bounce_rate,
-    (SELECT AVG(MAX(ended - started, engaged_ms / 1000.0)) FROM visits) AS visit_duration,
-    (SELECT COUNT(DISTINCT h.visitor_id) FROM events AS h
-      JOIN consented_visitors AS v ON v.site_id = h.site_id AND v.visitor_id = h.visitor_id
-      WHERE h.site_id = :site_id AND h.ts >= :start AND h.ts < :end AND h.consented = 1
-        AND h.name != 'engagement' AND v.first_seen < :start) AS returning_visitors,
+    (SELECT COUNT(DISTINCT visitor_id) FROM visits
+      WHERE site_id = :site_id AND started >= :start - 86400 AND started < :end
+        AND ended >= :start) AS visitors,
+    COUNT(*) AS visits,
+    SUM(pageviews) AS pageviews,
+    SUM(events) AS events,
+    AVG(pageviews <= 1 AND interactions = 0) AS bounce_rate,
+    AVG(MAX(ended - started, engaged_ms / 1000.0)) AS visit_duration,
+    (SELECT COUNT(DISTINCT v.visitor_id) FROM visits AS v
+      JOIN consented_visitors AS c ON c.site_id = v.site_id AND c.visitor_id = v.visitor_id
+      WHERE v.site_id = :site_id AND v.started >= :start - 86400 AND v.started < :end
+        AND v.ended >= :start AND v.consented = 1 AND c.first_seen < :start
+    ) AS returning_visitors,
     (SELECT AVG(depth) FROM (
-        SELECT MAX(scroll_depth) AS depth FROM events
+        SELECT MAX(scroll_depth) AS depth FROM events INDEXED BY events_scroll_depth
         WHERE site_id = :site_id AND ts >= :start AND ts < :end
           AND name = 'engagement' AND scroll_depth IS NOT NULL
         GROUP BY visitor_id, path)) AS scroll_depth
+FROM visits
+WHERE site_id = :site_id AND started >= :start AND started < :end
 """
 
 
@@ -178,6 +198,8 @@ class SQLiteStorage:
         self._max_readers = readers
         self._readers: list[aiosqlite.Connection] = []
         self._idle: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
+        # Data time of the last sweep that closed visits (CLOSE_EVERY).
+        self._closed_at = 0
 
     async def _connect(self) -> aiosqlite.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -355,6 +377,7 @@ class SQLiteStorage:
         async def job(conn: aiosqlite.Connection) -> None:
             if events:
                 await self._continue_visits(conn, events)
+                await self._keep_visits(conn, events)
                 await conn.executemany(INSERT_EVENT, [_event_row(event) for event in events])
                 await self._add_consented_visitors(conn, events)
             if drops:
@@ -401,6 +424,32 @@ class SQLiteStorage:
                 event.visitor_id = prev
                 event.carried = True
             last_seen[(event.site_id, event.visitor_id)] = event.ts
+
+    async def _keep_visits(self, conn: aiosqlite.Connection, events: Sequence[Event]) -> None:
+        """Open, extend and close the batch's visits; each event gets its visit_id."""
+        keys = json.dumps(list({(e.site_id, e.visitor_id) for e in events}))
+        async with conn.execute(OPEN_VISITS, {"keys": keys}) as cursor:
+            stored = [
+                Visit(r[0], r[1], r[2], r[3], r[4], "", r[5], r[6], r[7], r[8], r[9], r[10],
+                      consented=bool(r[11]), last_pageview=r[4])
+                for r in await cursor.fetchall()
+            ]  # fmt: skip
+        async with conn.execute(NEXT_VISIT_ID) as cursor:
+            row = await cursor.fetchone()
+        assert row is not None
+        created, changed = visits.assign(events, stored, int(row[0]))
+        if created:
+            await conn.executemany(INSERT_VISIT, [_visit_row(v) for v in created])
+        if changed:
+            await conn.executemany(UPDATE_VISIT, [
+                (v.started, v.ended, v.entry_page, v.exit_page, v.pageviews, v.events,
+                 v.interactions, v.engaged_ms, int(v.consented), v.id)
+                for v in changed
+            ])  # fmt: skip
+        latest = max(e.ts for e in events)
+        if latest >= self._closed_at + CLOSE_EVERY:
+            await conn.execute(CLOSE_VISITS, {"before": latest - visits.OPEN_FOR})
+            self._closed_at = latest
 
     async def _add_consented_visitors(
         self, conn: aiosqlite.Connection, events: Sequence[Event]
@@ -458,5 +507,17 @@ def _event_row(e: Event) -> tuple[Any, ...]:
         e.props or 0, e.revenue_amount or 0, e.revenue_currency or 0, int(e.interactive),
         -1 if e.scroll_depth is None else e.scroll_depth,
         -1 if e.engaged_ms is None else e.engaged_ms,
-        int(e.consented), int(e.carried),
+        int(e.consented), int(e.carried), e.visit_id or 0,
+    )  # fmt: skip
+
+
+def _visit_row(v: Visit) -> tuple[Any, ...]:
+    """The row INSERT_VISIT binds: absent texts as 0, as for events."""
+    return (
+        v.id, v.site_id, v.visitor_id, v.started, v.ended, v.hostname, v.entry_page,
+        v.exit_page, v.pageviews, v.events, v.interactions, v.engaged_ms,
+        v.referrer_host or 0, v.referrer_path or 0, v.utm_source or 0, v.utm_medium or 0,
+        v.utm_campaign or 0, v.utm_term or 0, v.utm_content or 0,
+        v.browser, v.browser_version, v.os, v.os_version, v.device,
+        v.country or 0, v.region or 0, v.city or 0, int(v.consented),
     )  # fmt: skip
