@@ -43,6 +43,11 @@ class Storage(Protocol):
 
     async def sites(self) -> list[Site]: ...
 
+    async def settings_version(self) -> int:
+        """A number that changes with every write to sites or their settings, from any process:
+        what lets a running server notice a change without reading the settings themselves."""
+        ...
+
     async def set_honour_dnt(self, site_id: int, honour: bool) -> None: ...
 
     async def consent_config(self, site_id: int) -> str | None:
