@@ -20,6 +20,10 @@ class SiteExists(ValueError):
     """A site with that domain is already registered."""
 
 
+class NoDatabase(FileNotFoundError):
+    """No database where one was expected; nothing was created in its place."""
+
+
 class Storage(Protocol):
     async def migrate(self) -> None: ...
 
@@ -79,7 +83,12 @@ class Storage(Protocol):
     async def site_drops(self, site_id: int, start_day: str, end_day: str) -> dict[str, int]: ...
 
 
-def open_storage(database: Path) -> Storage:
+def open_storage(database: Path, *, must_exist: bool = False) -> Storage:
+    """The storage at `database`, created on first use unless `must_exist`: a command that only
+    reads, run in the wrong directory, must not leave an empty database there."""
     from .sqlite import SQLiteStorage
+
+    if must_exist and not database.is_file():
+        raise NoDatabase(str(database.absolute()))
 
     return SQLiteStorage(database)
