@@ -13,7 +13,7 @@ from typing import Any
 from . import consent_cli, reports, sites
 from .config import ConfigError, Settings, load_settings
 from .events import DropReason
-from .storage import SiteExists, Storage, open_storage
+from .storage import NoDatabase, SiteExists, Storage, open_storage
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -47,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     add = site.add_parser("add", help="register a site")
     add.add_argument("domain")
     add.add_argument("--timezone", default="UTC", help="IANA name, e.g. Europe/Amsterdam")
-    add.set_defaults(run=_with_storage(_site_add))
+    add.set_defaults(run=_with_storage(_site_add, create=True))
     change = site.add_parser("set", help="change a site's settings")
     change.add_argument("domain")
     change.add_argument(
@@ -103,10 +103,15 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 Command = Callable[[Storage, argparse.Namespace], Awaitable[int]]
 
 
-def _with_storage(command: Command) -> Callable[[Settings, argparse.Namespace], int]:
+def _with_storage(
+    command: Command, create: bool = False
+) -> Callable[[Settings, argparse.Namespace], int]:
+    """`command` with the database open. Only a command that can start from nothing
+    (`site add`; `serve` opens its own) may create one: the others need a site in it."""
+
     def run(settings: Settings, args: argparse.Namespace) -> int:
         async def go() -> int:
-            storage = open_storage(settings.database)
+            storage = open_storage(settings.database, must_exist=not create)
             try:
                 await storage.migrate()
                 return await command(storage, args)
@@ -115,6 +120,15 @@ def _with_storage(command: Command) -> Callable[[Settings, argparse.Namespace], 
 
         try:
             return asyncio.run(go())
+        except NoDatabase as exc:
+            print(
+                f"zeef: no database at {exc}, and this command does not create one.\n"
+                "Run it where the server keeps its database, or point at that file with "
+                'ZEEF_DATABASE=/path/to/zeef.sqlite3 (or database = "..." in zeef.toml). '
+                "`zeef site add DOMAIN` starts a new database.",
+                file=sys.stderr,
+            )
+            return 1
         except sites.UnknownSite as exc:
             print(f"zeef: {exc}", file=sys.stderr)
             return 1

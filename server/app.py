@@ -69,7 +69,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         collector.visitor_key = hashlib.blake2b(
             app.state.secret_key.encode(), person=b"zeef-visitor", digest_size=32
         ).digest()
-        await sites.reload()
+        await sites.load()
+        sites.start()
         buffer.start()
         # Everything loaded so far lives as long as the process: move it out of the collector's
         # sight, so the full collections that a busy ingest path triggers stay short.
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         try:
             yield
         finally:
+            await sites.stop()
             await buffer.stop()
             if collector.geoip:
                 collector.geoip.close()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -68,8 +70,21 @@ class Zeef:
         self.settings = settings
 
     async def add_site(self, domain: str, timezone: str = "UTC") -> None:
+        # No reload: the first event for it waits for the registry's next check, as the
+        # first event after `zeef site add` does in production.
         await add_site(self.app.state.storage, domain, timezone)
-        await self.app.state.collector.sites.reload()
+
+    async def settled(self, timeout: float = 1.5) -> float:
+        """Wait until the running app works with the settings last written, as a user waits
+        after `zeef site set`; the seconds that took. No reload: the app must get there."""
+        wanted = await self.app.state.storage.settings_version()
+        registry = self.app.state.collector.sites
+        began = time.monotonic()
+        while registry.version is None or registry.version < wanted:
+            if time.monotonic() - began > timeout:
+                raise AssertionError(f"settings version {wanted} not in force after {timeout} s")
+            await asyncio.sleep(0.01)
+        return time.monotonic() - began
 
     async def send(
         self,

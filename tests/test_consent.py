@@ -41,10 +41,6 @@ def zeef_cli(database: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-async def reload(zeef: Zeef) -> None:
-    await zeef.app.state.collector.sites.reload()
-
-
 async def test_a_site_never_configured_gets_necessary_and_analytics(zeef: Zeef) -> None:
     response = await zeef.client.get(
         "/consent/config", params={"site": "example.com", "lang": "nl-NL"}
@@ -191,7 +187,7 @@ async def test_require_consent_counts_only_consented_visitors(zeef: Zeef, clock)
     result = zeef_cli(zeef.settings.database, "consent", "configure", "example.com",
                       "--require-consent")  # fmt: skip
     assert result.returncode == 0, result.stderr
-    await reload(zeef)
+    await zeef.settled()
     refused = await zeef.send(pageview(), ua=FIREFOX)
     assert refused.headers["x-zeef-drop"] == "no_consent"
     first_party = "k3J9xQ2mZ7pL0aB4cD8eFg"

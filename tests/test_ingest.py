@@ -182,7 +182,6 @@ async def test_a_site_added_while_running_is_picked_up(zeef: Zeef, clock) -> Non
     first = await zeef.send(pageview("https://late.example/", d="late.example"))
     assert first.headers["x-zeef-drop"] == "unknown_site"
     await add_site(zeef.app.state.storage, "late.example")  # as `zeef site add` would
-    zeef.app.state.collector.sites.min_reload = 0  # instead of waiting a second
     second = await zeef.send(pageview("https://late.example/", d="late.example"))
     assert "x-zeef-drop" not in second.headers
 
@@ -212,7 +211,7 @@ async def test_privacy_signals_are_honoured_unless_the_site_opted_out(
     storage = zeef.app.state.storage
     [site] = await storage.sites()
     await storage.set_honour_dnt(site.id, False)
-    await zeef.app.state.collector.sites.reload()
+    await zeef.settled()
     response = await zeef.client.post("/api/event", content=body, headers=signalled)
     assert "x-zeef-drop" not in response.headers
     await zeef.flush()

@@ -20,6 +20,10 @@ class SiteExists(ValueError):
     """A site with that domain is already registered."""
 
 
+class NoDatabase(FileNotFoundError):
+    """No database where one was expected; nothing was created in its place."""
+
+
 class Storage(Protocol):
     async def migrate(self) -> None: ...
 
@@ -42,6 +46,11 @@ class Storage(Protocol):
     async def add_site(self, domain: str, timezone: str, created_at: int) -> Site: ...
 
     async def sites(self) -> list[Site]: ...
+
+    async def settings_version(self) -> int:
+        """A number that changes with every write to sites or their settings, from any process:
+        what lets a running server notice a change without reading the settings themselves."""
+        ...
 
     async def set_honour_dnt(self, site_id: int, honour: bool) -> None: ...
 
@@ -74,7 +83,12 @@ class Storage(Protocol):
     async def site_drops(self, site_id: int, start_day: str, end_day: str) -> dict[str, int]: ...
 
 
-def open_storage(database: Path) -> Storage:
+def open_storage(database: Path, *, must_exist: bool = False) -> Storage:
+    """The storage at `database`, created on first use unless `must_exist`: a command that only
+    reads, run in the wrong directory, must not leave an empty database there."""
     from .sqlite import SQLiteStorage
+
+    if must_exist and not database.is_file():
+        raise NoDatabase(str(database.absolute()))
 
     return SQLiteStorage(database)

@@ -475,6 +475,17 @@ class SQLiteStorage:
         async with self._read() as conn, conn.execute(SITE_DROPS, params) as cursor:
             return {str(reason): int(count) for reason, count in await cursor.fetchall()}
 
+    async def settings_version(self) -> int:
+        """A number that changes whenever a site or its settings change (migration 0008)."""
+        async with (
+            self._read() as conn,
+            conn.execute(
+                "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'settings_version'"
+            ) as cursor,
+        ):
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
 
 def _consent_record(row: Sequence[Any]) -> ConsentRecord:
     values = list(row)
