@@ -106,4 +106,8 @@ async def test_every_column_of_a_fully_filled_event(zeef_geo: Zeef) -> None:
         "region": "GB-ENG",
         "city": "London",
         "consented": 1,
+        "previous_started": None,
+        "scroll_depths": None,  # scroll depth comes from engagement hits only
+        "scroll_sum": 0,
+        "scroll_pages": 0,
     }

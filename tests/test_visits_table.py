@@ -18,7 +18,8 @@ from .conftest import Clock, Zeef, pageview, start
 
 VISIT_COLUMNS = (
     "site_id, visitor_id, started, ended, hostname, entry_page, exit_page, pageviews, events, "
-    "interactions, engaged_ms, referrer_host, utm_source, browser, os, device, consented"
+    "interactions, engaged_ms, referrer_host, utm_source, browser, os, device, consented, "
+    "previous_started, scroll_depths, scroll_sum, scroll_pages"
 )
 
 
@@ -106,7 +107,7 @@ async def test_two_processes_flushing_out_of_order_build_one_visit(
 async def test_visits_are_closed_hours_after_their_last_hit(zeef: Zeef, clock: Clock) -> None:
     await zeef.send(pageview())
     await zeef.flush()
-    clock.advance(hours=7)
+    clock.advance(hours=27)
     await zeef.send(pageview(), ip="203.0.113.9")
     await zeef.flush()
     assert [v["open"] for v in zeef.rows("SELECT open FROM visits ORDER BY id")] == [0, 1]
@@ -122,7 +123,8 @@ async def test_upgrading_builds_the_visits_of_hits_stored_before(
         (12, "81.2.69.142", engagement("/b", seconds=200)),
         (50, "81.2.69.142", pageview("https://example.com/c")),  # a gap: a second visit
         (51, "203.0.113.9", {"n": "Signup", "u": "https://example.com/x", "d": "example.com"}),
-        (52, "203.0.113.9", engagement("/x", seconds=5)),
+        (52, "203.0.113.9", engagement("/x", seconds=5, depth=30)),
+        (53, "203.0.113.9", engagement("/x", seconds=5, depth=70)),
     ]:
         clock.now = datetime(2026, 3, 14, 10, 0, tzinfo=UTC) + timedelta(minutes=minutes)
         await zeef.send(hit, ip=ip)
@@ -150,6 +152,50 @@ async def test_upgrading_builds_the_visits_of_hits_stored_before(
         assert await figures(upgraded, clock) == expected
         rebuilt = upgraded.rows(f"SELECT {VISIT_COLUMNS} FROM visits ORDER BY started, visitor_id")
     assert rebuilt == built
+
+
+async def test_a_visitor_counts_once_in_a_period_however_many_visits(
+    zeef: Zeef, clock: Clock
+) -> None:
+    clock.now = clock.now.replace(hour=1)
+    for hours in (0, 5, 12):  # three visits, hours apart, on one UTC day: one hash
+        clock.now = clock.now.replace(hour=1 + hours)
+        await zeef.send(pageview())
+    await zeef.send(pageview(), ip="203.0.113.9")
+    await zeef.flush()
+    got = await figures(zeef, clock, "day")
+    assert (got["visitors"], got["visits"]) == (2, 4)
+    starts = zeef.rows("SELECT started, previous_started FROM visits ORDER BY id")
+    assert starts[1]["previous_started"] == starts[0]["started"]
+
+
+async def test_a_consented_visitor_counts_once_across_days(zeef: Zeef, clock: Clock) -> None:
+    """Their first-party ID outlives the open window: the last visit comes from the table of
+    consented visitors."""
+    for _ in range(3):
+        await zeef.send(pageview(c="consented-visitor-id-0123"))
+        await zeef.flush()
+        clock.advance(days=2)
+    clock.advance(days=-2)
+    week = await figures(zeef, clock, "7d")
+    assert (week["visitors"], week["visits"]) == (1, 3)
+    day = await figures(zeef, clock, "day")
+    assert (day["visitors"], day["returning_visitors"]) == (1, 1)
+
+
+async def test_scroll_depth_is_the_mean_of_each_pages_deepest_scroll(
+    zeef: Zeef, clock: Clock
+) -> None:
+    await zeef.send(pageview("https://example.com/a"))
+    await zeef.send(engagement("/a", seconds=5, depth=20))
+    await zeef.send(engagement("/a", seconds=5, depth=60))  # the deeper one counts
+    await zeef.send(pageview("https://example.com/b"))
+    await zeef.send(engagement("/b", seconds=5, depth=100))
+    await zeef.send(pageview("https://example.com/c"))  # reported no scroll: not counted
+    await zeef.flush()
+    assert (await figures(zeef, clock))["scroll_depth"] == 80
+    [visit] = zeef.rows("SELECT scroll_depths, scroll_sum, scroll_pages FROM visits")
+    assert visit == {"scroll_depths": '{"/a":60,"/b":100}', "scroll_sum": 160, "scroll_pages": 2}
 
 
 # Days whose length is not 24 hours, and a zone half an hour off UTC: (zone, day, hours).

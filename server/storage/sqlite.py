@@ -55,32 +55,50 @@ INSERT INTO events (
 # The open visits of a batch's visitors (visits_open holds only open ones; see 0007).
 OPEN_VISITS = """
 SELECT v.id, v.site_id, v.visitor_id, v.started, v.ended, v.entry_page, v.exit_page,
-       v.pageviews, v.events, v.interactions, v.engaged_ms, v.consented
+       v.pageviews, v.events, v.interactions, v.engaged_ms, v.consented, v.previous_started,
+       v.scroll_depths
 FROM json_each(:keys) AS j
 JOIN visits AS v INDEXED BY visits_open
   ON v.site_id = j.value ->> 0 AND v.visitor_id = j.value ->> 1 AND v.open = 1
 """
 
+# When consented visitors with no open visit last started one: their ID outlives the open
+# window, and a visit must know its visitor's previous one (visits.Visit.previous_started).
+LAST_STARTED = """
+SELECT c.site_id, c.visitor_id, c.last_started
+FROM json_each(:keys) AS j
+JOIN consented_visitors AS c ON c.site_id = j.value ->> 0 AND c.visitor_id = j.value ->> 1
+WHERE c.last_started IS NOT NULL
+"""
+
+SET_LAST_STARTED = """
+INSERT INTO consented_visitors (site_id, visitor_id, first_seen, last_started)
+VALUES (:site_id, :visitor_id, :started, :started)
+ON CONFLICT (site_id, visitor_id) DO UPDATE
+SET last_started = MAX(COALESCE(last_started, 0), excluded.last_started)
+"""
+
 NEXT_VISIT_ID = "SELECT COALESCE(MAX(id), 0) + 1 FROM visits"
 
-# Absent texts bound as 0 and turned into NULL, as in INSERT_EVENT.
+# Absent texts bound as 0 and turned into NULL, as in INSERT_EVENT; no previous visit as -1.
 INSERT_VISIT = """
 INSERT INTO visits (
     id, site_id, visitor_id, started, ended, hostname, entry_page, exit_page, pageviews,
     events, interactions, engaged_ms, referrer_host, referrer_path, utm_source, utm_medium,
     utm_campaign, utm_term, utm_content, browser, browser_version, os, os_version, device,
-    country, region, city, consented
+    country, region, city, consented, previous_started, scroll_depths, scroll_sum, scroll_pages
 ) VALUES (
     ?, ?, ?, ?, ?, ?, ?, ?, ?,
     ?, ?, ?, NULLIF(?, 0), NULLIF(?, 0), NULLIF(?, 0), NULLIF(?, 0),
     NULLIF(?, 0), NULLIF(?, 0), NULLIF(?, 0), ?, ?, ?, ?, ?,
-    NULLIF(?, 0), NULLIF(?, 0), NULLIF(?, 0), ?
+    NULLIF(?, 0), NULLIF(?, 0), NULLIF(?, 0), ?, NULLIF(?, -1), NULLIF(?, 0), ?, ?
 )
 """
 
 UPDATE_VISIT = """
 UPDATE visits SET started = ?, ended = ?, entry_page = ?, exit_page = ?, pageviews = ?,
-    events = ?, interactions = ?, engaged_ms = ?, consented = ?
+    events = ?, interactions = ?, engaged_ms = ?, consented = ?, previous_started = ?,
+    scroll_depths = ?, scroll_sum = ?, scroll_pages = ?
 WHERE id = ?
 """
 
@@ -159,32 +177,26 @@ WHERE site_id = :site_id AND day >= :start_day AND day <= :end_day
 GROUP BY reason ORDER BY reason
 """
 
-# The headline figures, from the visits the writer keeps (server/visits.py): a visit counts,
-# with its pageviews and events, in the period in which it started, so the days of a month add
-# up to the month. A visitor counts in every period one of their visits overlaps; the look-back
-# of a day bounds the index range read (a visit goes on only while hits come under 30 minutes
-# apart, and the daily salt ends a visitor's hash within a day anyway).
+# The headline figures, from the visits the writer keeps (server/visits.py), in one pass over
+# a covering index: a visit counts, with its pageviews and events, in the period in which it
+# started, so the days of a month add up to the month; a visitor counts once in a period in
+# which one of their visits started, at the first of them (the one whose previous visit
+# started before the period). Scroll depth is the mean of each visit's deepest scroll on each
+# page that reported one.
 SITE_TOTALS = """
 SELECT
-    (SELECT COUNT(DISTINCT visitor_id) FROM visits
-      WHERE site_id = :site_id AND started >= :start - 86400 AND started < :end
-        AND ended >= :start) AS visitors,
+    SUM(previous_started IS NULL OR previous_started < :start) AS visitors,
     COUNT(*) AS visits,
     SUM(pageviews) AS pageviews,
     SUM(events) AS events,
     AVG(pageviews <= 1 AND interactions = 0) AS bounce_rate,
     AVG(MAX(ended - started, engaged_ms / 1000.0)) AS visit_duration,
-    (SELECT COUNT(DISTINCT v.visitor_id) FROM visits AS v
-      JOIN consented_visitors AS c ON c.site_id = v.site_id AND c.visitor_id = v.visitor_id
-      WHERE v.site_id = :site_id AND v.started >= :start - 86400 AND v.started < :end
-        AND v.ended >= :start AND v.consented = 1 AND c.first_seen < :start
-    ) AS returning_visitors,
-    (SELECT AVG(depth) FROM (
-        SELECT MAX(scroll_depth) AS depth FROM events INDEXED BY events_scroll_depth
-        WHERE site_id = :site_id AND ts >= :start AND ts < :end
-          AND name = 'engagement' AND scroll_depth IS NOT NULL
-        GROUP BY visitor_id, path)) AS scroll_depth
-FROM visits
+    SUM(consented AND (previous_started IS NULL OR previous_started < :start)
+        AND EXISTS (SELECT 1 FROM consented_visitors AS c
+                     WHERE c.site_id = v.site_id AND c.visitor_id = v.visitor_id
+                       AND c.first_seen < :start)) AS returning_visitors,
+    1.0 * SUM(scroll_sum) / NULLIF(SUM(scroll_pages), 0) AS scroll_depth
+FROM visits AS v
 WHERE site_id = :site_id AND started >= :start AND started < :end
 """
 
@@ -427,23 +439,39 @@ class SQLiteStorage:
 
     async def _keep_visits(self, conn: aiosqlite.Connection, events: Sequence[Event]) -> None:
         """Open, extend and close the batch's visits; each event gets its visit_id."""
-        keys = json.dumps(list({(e.site_id, e.visitor_id) for e in events}))
-        async with conn.execute(OPEN_VISITS, {"keys": keys}) as cursor:
+        keys = {(e.site_id, e.visitor_id) for e in events}
+        async with conn.execute(OPEN_VISITS, {"keys": json.dumps(list(keys))}) as cursor:
             stored = [
                 Visit(r[0], r[1], r[2], r[3], r[4], "", r[5], r[6], r[7], r[8], r[9], r[10],
-                      consented=bool(r[11]), last_pageview=r[4])
+                      consented=bool(r[11]), previous_started=r[12],
+                      depths=json.loads(r[13]) if r[13] else {}, last_pageview=r[4])
                 for r in await cursor.fetchall()
             ]  # fmt: skip
+        known = {(v.site_id, v.visitor_id) for v in stored}
+        consented = {(e.site_id, e.visitor_id) for e in events if e.consented} - known
+        last_started: dict[tuple[int, int], int] = {}
+        if consented:
+            params = {"keys": json.dumps(list(consented))}
+            async with conn.execute(LAST_STARTED, params) as cursor:
+                last_started = {(r[0], r[1]): r[2] for r in await cursor.fetchall()}
         async with conn.execute(NEXT_VISIT_ID) as cursor:
             row = await cursor.fetchone()
         assert row is not None
-        created, changed = visits.assign(events, stored, int(row[0]))
+        created, changed = visits.assign(events, stored, int(row[0]), last_started)
         if created:
             await conn.executemany(INSERT_VISIT, [_visit_row(v) for v in created])
+            starts = [
+                {"site_id": v.site_id, "visitor_id": v.visitor_id, "started": v.started}
+                for v in created
+                if v.consented
+            ]
+            if starts:
+                await conn.executemany(SET_LAST_STARTED, starts)
         if changed:
             await conn.executemany(UPDATE_VISIT, [
                 (v.started, v.ended, v.entry_page, v.exit_page, v.pageviews, v.events,
-                 v.interactions, v.engaged_ms, int(v.consented), v.id)
+                 v.interactions, v.engaged_ms, int(v.consented), v.previous_started,
+                 _depths(v) or None, sum(v.depths.values()), len(v.depths), v.id)
                 for v in changed
             ])  # fmt: skip
         latest = max(e.ts for e in events)
@@ -522,6 +550,11 @@ def _event_row(e: Event) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
+def _depths(v: Visit) -> str:
+    """A visit's deepest scroll by page as JSON, spaced as SQLite's json_group_object does."""
+    return json.dumps(v.depths, separators=(",", ":")) if v.depths else ""
+
+
 def _visit_row(v: Visit) -> tuple[Any, ...]:
     """The row INSERT_VISIT binds: absent texts as 0, as for events."""
     return (
@@ -531,4 +564,6 @@ def _visit_row(v: Visit) -> tuple[Any, ...]:
         v.utm_campaign or 0, v.utm_term or 0, v.utm_content or 0,
         v.browser, v.browser_version, v.os, v.os_version, v.device,
         v.country or 0, v.region or 0, v.city or 0, int(v.consented),
+        -1 if v.previous_started is None else v.previous_started,
+        _depths(v) or 0, sum(v.depths.values()), len(v.depths),
     )  # fmt: skip
