@@ -20,9 +20,8 @@ from .buffer import EventBuffer
 from .collector import Clock, Collector
 from .config import Settings, load_settings
 from .consent import ConsentEndpoints
-from .enrich import GeoIP
 from .logs import AccessLogMiddleware
-from .privacy import Salts
+from .privacy import Addresses, Salts
 from .sites import SiteRegistry
 from .storage import open_storage
 
@@ -41,7 +40,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         sites,
         Salts(storage.load_salts),
         buffer,
-        geoip=GeoIP(settings.geoip_db) if settings.geoip_db else None,
+        Addresses(settings),
         clock=clock,
     )
 
@@ -66,7 +65,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         app.state.secret_key = settings.secret_key or await storage.secret_key(
             secrets.token_urlsafe(32)
         )
-        collector.visitor_key = hashlib.blake2b(
+        collector.addresses.visitor_key = hashlib.blake2b(
             app.state.secret_key.encode(), person=b"zeef-visitor", digest_size=32
         ).digest()
         await sites.reload()
@@ -83,8 +82,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             yield
         finally:
             await buffer.stop()
-            if collector.geoip:
-                collector.geoip.close()
+            collector.addresses.close()
             await storage.close()
 
     app = Starlette(
