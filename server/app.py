@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import gc
-import hashlib
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -20,6 +18,7 @@ from .buffer import EventBuffer
 from .collector import Clock, Collector
 from .config import Settings, load_settings
 from .consent import ConsentEndpoints
+from .keys import load_keys
 from .logs import AccessLogMiddleware
 from .privacy import Addresses, Salts
 from .sites import SiteRegistry
@@ -62,12 +61,10 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await storage.migrate()
-        app.state.secret_key = settings.secret_key or await storage.secret_key(
-            secrets.token_urlsafe(32)
-        )
-        collector.addresses.visitor_key = hashlib.blake2b(
-            app.state.secret_key.encode(), person=b"zeef-visitor", digest_size=32
-        ).digest()
+        # Read once: a key rotated with `zeef key rotate` takes effect at the next start.
+        keys = await load_keys(storage, settings)
+        app.state.secret_key = keys.secret
+        collector.addresses.visitor_key = keys.visitor
         await sites.reload()
         buffer.start()
         # Everything loaded so far lives as long as the process: move it out of the collector's
