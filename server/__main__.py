@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from . import consent_cli, reports, sites
+from . import consent_cli, keys, reports, sites
 from .config import ConfigError, Settings, load_settings
 from .events import DropReason
 from .storage import NoDatabase, SiteExists, Storage, open_storage
@@ -74,6 +74,18 @@ def _parser() -> argparse.ArgumentParser:
     drops.add_argument("--period", choices=reports.PERIODS, default="30d")
     drops.add_argument("--json", action="store_true")
     drops.set_defaults(run=_with_storage(_drops))
+
+    key = commands.add_parser("key", help="rotate the secret key or the visitor key")
+    rotate = key.add_subparsers(title="key commands").add_parser(
+        "rotate",
+        help="replace a key with a fresh random one",
+        description="secret: the key for sessions and signed links (rotate it after a leak); "
+        "returning visitors are still recognised. visitor: the key of consented visitors' "
+        "hashes; rotating it forgets every returning visitor.",
+    )
+    rotate.add_argument("name", choices=["secret", "visitor"])
+    rotate.add_argument("--yes", action="store_true", help="needed to rotate the visitor key")
+    rotate.set_defaults(run=_key_rotate)
     return parser
 
 
@@ -204,6 +216,39 @@ async def _drops(storage: Storage, args: argparse.Namespace) -> int:
         print(f"  {reason:<20} {count}")
     print(f"  {'Total':<20} {figures['total']}")
     return 0
+
+
+def _key_rotate(settings: Settings, args: argparse.Namespace) -> int:
+    if not settings.database.exists():
+        print(f"zeef: no database at {settings.database}: set ZEEF_DATABASE", file=sys.stderr)
+        return 1
+    if args.name == "visitor" and not args.yes:
+        print(
+            "zeef: rotating the visitor key forgets every returning visitor: consented visitors "
+            "seen before count as new from then on, for good. Add --yes to do it.",
+            file=sys.stderr,
+        )
+        return 2
+
+    async def rotate(storage: Storage, args: argparse.Namespace) -> int:
+        restart = "Running servers use the new key from their next start: restart them."
+        if args.name == "visitor":
+            await keys.rotate_visitor_key(storage, settings)
+            print(
+                f"Rotated the visitor key. Returning visitors are no longer recognised. {restart}"
+            )
+            return 0
+        rotation = await keys.rotate_secret(storage, settings)
+        print(f"Rotated the secret key; returning visitors are still recognised. {restart}")
+        if rotation.visitor_key_derived:
+            print(
+                "The visitor key is still the one this install derived from the old secret "
+                "before they were apart: if the old secret leaked, rotate it too with "
+                "`zeef key rotate visitor --yes` (returning visitors are then forgotten)."
+            )
+        return 0
+
+    return _with_storage(rotate)(settings, args)
 
 
 def _print_table(figures: dict[str, Any]) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import gc
-import hashlib
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -20,9 +18,9 @@ from .buffer import EventBuffer
 from .collector import Clock, Collector
 from .config import Settings, load_settings
 from .consent import ConsentEndpoints
-from .enrich import GeoIP
+from .keys import load_keys
 from .logs import AccessLogMiddleware
-from .privacy import Salts
+from .privacy import Addresses, Salts
 from .sites import SiteRegistry
 from .storage import open_storage
 
@@ -41,7 +39,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         sites,
         Salts(storage.load_salts),
         buffer,
-        geoip=GeoIP(settings.geoip_db) if settings.geoip_db else None,
+        Addresses(settings),
         clock=clock,
     )
 
@@ -63,12 +61,10 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await storage.migrate()
-        app.state.secret_key = settings.secret_key or await storage.secret_key(
-            secrets.token_urlsafe(32)
-        )
-        collector.visitor_key = hashlib.blake2b(
-            app.state.secret_key.encode(), person=b"zeef-visitor", digest_size=32
-        ).digest()
+        # Read once: a key rotated with `zeef key rotate` takes effect at the next start.
+        keys = await load_keys(storage, settings)
+        app.state.secret_key = keys.secret
+        collector.addresses.visitor_key = keys.visitor
         await sites.load()
         sites.start()
         buffer.start()
@@ -85,8 +81,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         finally:
             await sites.stop()
             await buffer.stop()
-            if collector.geoip:
-                collector.geoip.close()
+            collector.addresses.close()
             await storage.close()
 
     app = Starlette(

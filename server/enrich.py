@@ -5,13 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 import maxminddb
 
 from . import bots, useragent
-from .privacy import IPAddress
+
+if TYPE_CHECKING:
+    from .privacy import IPAddress
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +154,10 @@ NO_GEO = Geo()
 
 
 class GeoIP:
-    """Country, region and city from a MaxMind-format database (GeoLite2, DB-IP, IPinfo)."""
+    """Country, region and city from a MaxMind-format database (GeoLite2, DB-IP, IPinfo).
+
+    Called by privacy.Addresses only: the full address passes through `lookup`, nothing keeps it.
+    """
 
     def __init__(self, path: Path) -> None:
         self._reader = maxminddb.open_database(str(path))

@@ -14,8 +14,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import privacy
 from .config import Settings
+from .privacy import client_label
 
 access_log = logging.getLogger("zeef.access")
 
@@ -54,19 +54,6 @@ class AccessLogMiddleware:
                     status,
                     (time.perf_counter() - started) * 1000,
                 )
-
-
-def client_label(scope: Scope, settings: Settings) -> str:
-    """The client as a log line may show it: the truncated address, or "-"."""
-    peer = scope.get("client")
-    forwarded = None
-    for name, value in scope["headers"]:
-        if name == b"x-forwarded-for":
-            forwarded = value.decode("latin-1")
-    address = privacy.client_ip(peer[0] if peer else None, forwarded, settings.trusted_proxies)
-    if address is None:
-        return "-"
-    return privacy.truncate_ip(address, settings.ip_mask_bytes)
 
 
 def logging_config(level: str = "info") -> dict[str, Any]:

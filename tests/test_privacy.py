@@ -6,7 +6,19 @@ import ipaddress
 
 import pytest
 
-from server.privacy import client_ip, parse_ip, truncate_ip, visitor_hash
+from server.config import Settings
+from server.enrich import Geo
+from server.events import Site
+from server.privacy import (
+    Addresses,
+    SaltPair,
+    client_ip,
+    consented_visitor_hash,
+    parse_ip,
+    truncate_ip,
+    visitor_hash,
+    visitor_hashes,
+)
 
 PROXIES = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("fd00::/8"))
 
@@ -68,3 +80,25 @@ def test_client_ip_believes_only_the_networks_it_is_given() -> None:
     assert str(client_ip("10.0.0.1", "1.2.3.4", others)) == "10.0.0.1"
     assert str(client_ip("192.168.7.7", "10.0.0.9, 1.2.3.4", others)) == "1.2.3.4"
     assert str(client_ip("10.0.0.1", "1.2.3.4", PROXIES)) == "1.2.3.4"
+
+
+def test_addresses_give_hashes_geo_and_label_never_the_address() -> None:
+    settings = Settings(trusted_proxies=PROXIES, ip_mask_bytes=2)
+    addresses = Addresses(settings)
+    addresses.visitor_key = b"k" * 32
+    salts = SaltPair("2026-03-14", 0.0, b"s" * 32, b"t" * 32)
+    sites = [Site(1, "example.com", "UTC", 0), Site(2, "example.org", "UTC", 0)]
+    scope = {"client": ("10.0.0.1", 40000), "headers": [(b"x-forwarded-for", b"81.2.69.142")]}
+    headers = dict(scope["headers"])
+    address = parse_ip("81.2.69.142")
+
+    ids, geo = addresses.identify(scope, headers, "UA", salts, sites, None)
+    assert ids == [(site, *visitor_hashes(salts, site.id, address, "UA")) for site in sites]
+    assert geo == Geo()  # no GeoIP database configured
+    consented, _ = addresses.identify(scope, headers, "UA", salts, sites, "first-party-id-0123")
+    assert consented == [
+        (site, consented_visitor_hash(b"k" * 32, site.id, "first-party-id-0123"), None)
+        for site in sites
+    ]
+    assert addresses.label(scope) == "81.2.0.0"
+    assert addresses.label({"client": None, "headers": []}) == "-"

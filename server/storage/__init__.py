@@ -82,6 +82,11 @@ class Storage(Protocol):
 
     async def site_drops(self, site_id: int, start_day: str, end_day: str) -> dict[str, int]: ...
 
+    async def meta_key(self, name: str, generated: str, replace: bool = False) -> str:
+        """The key stored under `name`, storing `generated` first if there is none (or in its
+        place, with `replace`): secrets generated on first start and rotated from the CLI."""
+        ...
+
 
 def open_storage(database: Path, *, must_exist: bool = False) -> Storage:
     """The storage at `database`, created on first use unless `must_exist`: a command that only

@@ -514,6 +514,23 @@ class SQLiteStorage:
             row = await cursor.fetchone()
         return int(row[0]) if row else 0
 
+    async def meta_key(self, name: str, generated: str, replace: bool = False) -> str:
+        verb = "REPLACE" if replace else "IGNORE"
+
+        async def job(conn: aiosqlite.Connection) -> str:
+            await conn.execute(
+                f"INSERT OR {verb} INTO meta (key, value) VALUES (:name, :value)",
+                {"name": name, "value": generated},
+            )
+            async with conn.execute(
+                "SELECT value FROM meta WHERE key = :name", {"name": name}
+            ) as cursor:
+                row = await cursor.fetchone()
+            assert row is not None
+            return str(row[0])
+
+        return await self.writer.run(job)
+
 
 def _consent_record(row: Sequence[Any]) -> ConsentRecord:
     values = list(row)
