@@ -66,8 +66,15 @@ def _parse_mask(value: str | int) -> int:
     return number
 
 
+def _parse_database(value: str) -> Path:
+    # A path or a sqlite:/// URL; the storage package says which URLs it takes.
+    from .storage import database_path
+
+    return database_path(str(value))
+
+
 _FIELDS: dict[str, tuple[str, Any]] = {
-    "database": ("ZEEF_DATABASE", Path),
+    "database": ("ZEEF_DATABASE", _parse_database),
     "secret_key": ("ZEEF_SECRET_KEY", str),
     "trusted_proxies": ("ZEEF_TRUSTED_PROXIES", _parse_proxies),
     "ip_mask_bytes": ("ZEEF_IP_MASK_BYTES", _parse_mask),

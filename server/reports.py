@@ -44,10 +44,16 @@ class Query:
     def end_ts(self) -> int:
         return int(self.end.timestamp())
 
+    @property
+    def utc_days(self) -> tuple[str, str]:
+        """The first and last UTC day the range touches, as drops are counted by UTC day."""
+        last = self.end.astimezone(UTC) - timedelta(seconds=1)
+        return self.start.astimezone(UTC).date().isoformat(), last.date().isoformat()
+
 
 async def totals(storage: Storage, query: Query) -> dict[str, Any]:
     """The headline figures: visitors, visits, pageviews, events, and how visits went."""
-    row = await storage.site_totals(query.site.id, query.start_ts, query.end_ts)
+    row = await storage.site_totals(query)
     bounce = row["bounce_rate"]
     duration = row["visit_duration"]
     depth = row["scroll_depth"]
@@ -70,6 +76,4 @@ async def totals(storage: Storage, query: Query) -> dict[str, Any]:
 
 async def drops(storage: Storage, query: Query) -> dict[str, int]:
     """Events the sieve kept out, by reason. Drop days are UTC days."""
-    start_day = query.start.astimezone(UTC).date().isoformat()
-    end_day = (query.end.astimezone(UTC) - timedelta(seconds=1)).date().isoformat()
-    return await storage.site_drops(query.site.id, start_day, end_day)
+    return await storage.site_drops(query)

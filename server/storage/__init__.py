@@ -1,16 +1,22 @@
-"""The Storage protocol: what the rest of Zeef asks of a database, named after its needs.
+"""What the rest of Zeef asks of a database, named after its needs, and open_storage(url).
 
-SQLite is the embedded default; a ClickHouse backend will implement the same protocol.
+Two halves: the metadata store (sites, settings, keys, salts, consent) is always SQLite in
+the embedded set-up; the event store (batches of hits, their visits and drops, and the reports
+over them, each taking a Query) is where ClickHouse will plug in for users who outgrow one
+machine. SQLiteStorage is both.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..events import ConsentRecord, Event, Site
 from .writer import WriterStatus
+
+if TYPE_CHECKING:
+    from ..reports import Query
 
 # (site_id, UTC day "YYYY-MM-DD", reason) -> count
 DropCounts = Mapping[tuple[int, str, str], int]
@@ -24,7 +30,7 @@ class NoDatabase(FileNotFoundError):
     """No database where one was expected; nothing was created in its place."""
 
 
-class Storage(Protocol):
+class MetadataStore(Protocol):
     async def migrate(self) -> None: ...
 
     async def close(self) -> None: ...
@@ -72,15 +78,25 @@ class Storage(Protocol):
         """Per UTC day: decisions, and how many accepted each category."""
         ...
 
+
+class EventStore(Protocol):
     async def write_batch(self, events: Sequence[Event], drops: DropCounts) -> None:
-        """Store a flush's events and drop counts together, or neither."""
+        """Store a flush's events, the visits they open or extend and the drop counts
+        together, or none of them."""
         ...
 
-    async def site_totals(self, site_id: int, start: int, end: int) -> dict[str, float | None]:
-        """Visitors, visits, pageviews, events, bounce rate, visit duration, scroll depth."""
+    async def site_totals(self, query: Query) -> dict[str, float | None]:
+        """Visitors, visits, pageviews, events, returning visitors, bounce rate, visit
+        duration and scroll depth of the query's site and range."""
         ...
 
-    async def site_drops(self, site_id: int, start_day: str, end_day: str) -> dict[str, int]: ...
+    async def site_drops(self, query: Query) -> dict[str, int]:
+        """Events kept out in the query's range (whole UTC days), by reason."""
+        ...
+
+
+class Storage(MetadataStore, EventStore, Protocol):
+    """Both stores, as one object: what create_app and the CLI open."""
 
     async def meta_key(self, name: str, generated: str, replace: bool = False) -> str:
         """The key stored under `name`, storing `generated` first if there is none (or in its
@@ -88,12 +104,36 @@ class Storage(Protocol):
         ...
 
 
-def open_storage(database: Path, *, must_exist: bool = False) -> Storage:
-    """The storage at `database`, created on first use unless `must_exist`: a command that only
-    reads, run in the wrong directory, must not leave an empty database there."""
+class UnsupportedDatabase(ValueError):
+    """A database URL that names no backend Zeef has."""
+
+
+def database_path(url: str | Path) -> Path:
+    """The SQLite file a database setting names: a path (`./zeef.sqlite3`) or a URL in the
+    form SQLAlchemy and Datasette users know: `sqlite:///relative.db`, `sqlite:////abs.db`."""
+    if isinstance(url, Path):
+        return url
+    text = str(url).strip()
+    if text.startswith("sqlite:"):
+        rest = text[len("sqlite:") :]
+        if not rest.startswith("///") or len(rest) == 3:
+            raise UnsupportedDatabase(f"{text!r}: write sqlite:///relative/path or sqlite:////abs")
+        return Path(rest[3:])
+    if "://" in text:
+        scheme = text.split("://", 1)[0]
+        raise UnsupportedDatabase(
+            f"{scheme}:// is not a database Zeef can use yet; use a SQLite path or sqlite:///"
+        )
+    return Path(text)
+
+
+def open_storage(url: str | Path, *, must_exist: bool = False) -> Storage:
+    """The storage a database setting names (see database_path), created on first use unless
+    `must_exist`: a command that only reads, run in the wrong directory, must not leave an
+    empty database there."""
     from .sqlite import SQLiteStorage
 
+    database = database_path(url)
     if must_exist and not database.is_file():
         raise NoDatabase(str(database.absolute()))
-
     return SQLiteStorage(database)

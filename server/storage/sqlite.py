@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
@@ -25,6 +25,9 @@ from ..events import ConsentRecord, Event, Site
 from ..visits import VISIT_GAP, Visit
 from . import DropCounts, SiteExists
 from .writer import Writer, WriterStatus
+
+if TYPE_CHECKING:
+    from ..reports import Query
 
 MIGRATIONS = "migrations/sqlite"
 # How often the writer closes visits that can take no more hits (data time, seconds).
@@ -490,16 +493,17 @@ class SQLiteStorage:
             rows = [(site, visitor, ts) for (site, visitor), ts in first_seen.items()]
             await conn.executemany(ADD_CONSENTED_VISITOR, rows)
 
-    async def site_totals(self, site_id: int, start: int, end: int) -> dict[str, float | None]:
-        params = {"site_id": site_id, "start": start, "end": end, "gap": VISIT_GAP}
+    async def site_totals(self, query: Query) -> dict[str, float | None]:
+        params = {"site_id": query.site.id, "start": query.start_ts, "end": query.end_ts}
         async with self._read() as conn, conn.execute(SITE_TOTALS, params) as cursor:
             row = await cursor.fetchone()
             assert row is not None
             names = [column[0] for column in cursor.description]
         return dict(zip(names, row, strict=True))
 
-    async def site_drops(self, site_id: int, start_day: str, end_day: str) -> dict[str, int]:
-        params = {"site_id": site_id, "start_day": start_day, "end_day": end_day}
+    async def site_drops(self, query: Query) -> dict[str, int]:
+        start_day, end_day = query.utc_days
+        params = {"site_id": query.site.id, "start_day": start_day, "end_day": end_day}
         async with self._read() as conn, conn.execute(SITE_DROPS, params) as cursor:
             return {str(reason): int(count) for reason, count in await cursor.fetchall()}
 
