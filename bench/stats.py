@@ -4,7 +4,8 @@ Builds a fresh SQLite file through the storage's own write path (so whatever the
 beside the events, visits included, is built as in production), with --events hits spread over
 the last --days days ending today: visits of 1-8 pageviews a few minutes apart, an engagement
 hit after most pages, a custom event in one visit of ten, three quarters of visits from
-visitors new that day. Then it times, for each period, the in-process report (best of
+visitors new that day (a visitor's hash lives one UTC day, so only a visitor who consented
+could be recognised on another, and these have not). Then it times, for each period, the in-process report (best of
 --repeat) and one run of the real command `python -m server stats DOMAIN --period P --json`.
 
     python bench/stats.py [--events 1000000] [--days 30] [--repeat 3] [--keep PATH]
@@ -52,9 +53,9 @@ def hits(events: int, days: int, seed: int = 14) -> Iterator[list[Event]]:
     visits_a_day = max(1, int(events / days / 4.5))
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     first_day = today - timedelta(days=days - 1)
-    returning: list[int] = []
     batch: list[Event] = []
     for day in range(days):
+        returning: list[int] = []
         day_start = int((first_day + timedelta(days=day)).timestamp())
         # Only hits up to now on the last day: the end of today has not happened yet.
         day_length = min(86400, int(time.time()) - day_start - 60)
@@ -79,8 +80,6 @@ def hits(events: int, days: int, seed: int = 14) -> Iterator[list[Event]]:
                         _event(visitor, ts + stay, "engagement", path, source, browser, stay)
                     )
                 ts += stay + rng.randrange(1, 60)
-        if len(returning) > 50_000:
-            returning = returning[-50_000:]
         day_hits.sort(key=lambda e: e.ts)
         for event in day_hits:
             batch.append(event)
