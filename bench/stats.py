@@ -5,8 +5,9 @@ beside the events, visits included, is built as in production), with --events hi
 the last --days days ending today: visits of 1-8 pageviews a few minutes apart, an engagement
 hit after most pages, a custom event in one visit of ten, three quarters of visits from
 visitors new that day (a visitor's hash lives one UTC day, so only a visitor who consented
-could be recognised on another, and these have not). Then it times, for each period, the in-process report (best of
---repeat) and one run of the real command `python -m server stats DOMAIN --period P --json`.
+could be recognised on another, and these have not). Then it times, for each period, the
+in-process report (best of --repeat) and one run of the real command
+`python -m server stats DOMAIN --period P --json`.
 
     python bench/stats.py [--events 1000000] [--days 30] [--repeat 3] [--keep PATH]
 
