@@ -22,7 +22,9 @@ from .events import ConsentRecord, Site
 from .sites import SiteRegistry
 from .storage import Storage
 
-I18N = Path(__file__).resolve().parents[1] / "consent" / "i18n"
+# Package data: `npm run build` copies the sources, consent/i18n/*.json, here, so an installed
+# wheel has them (tests/test_packaging.py).
+I18N = Path(__file__).resolve().parent / "static" / "i18n"
 LANGUAGES = ("en", "nl", "es")
 BUILTIN_CATEGORIES = ("necessary", "analytics", "marketing", "preferences")
 ACTIONS = ("accept_all", "reject_all", "custom", "withdraw", "renew")
@@ -118,14 +120,15 @@ def parse_cookie(text: str) -> DeclaredCookie:
 
 
 class Translations:
-    """The banner's texts per language, from consent/i18n/*.json."""
+    """The banner's texts per language, from server/static/i18n/*.json."""
 
     def __init__(self, directory: Path = I18N) -> None:
-        self.texts: dict[str, dict[str, str]] = {}
-        for lang in LANGUAGES:
-            path = directory / f"{lang}.json"
-            if path.exists():
-                self.texts[lang] = json.loads(path.read_text(encoding="utf-8"))
+        # Every language or none: a missing file is a broken install, and skipping it served
+        # a banner with no words at all from an installed wheel.
+        self.texts: dict[str, dict[str, str]] = {
+            lang: json.loads((directory / f"{lang}.json").read_text(encoding="utf-8"))
+            for lang in LANGUAGES
+        }
 
     def pick(self, wanted: str | None) -> str:
         primary = (wanted or "").split("-")[0].split("_")[0].lower()
