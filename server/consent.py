@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -95,7 +96,23 @@ class ConsentConfig:
         for lang in self.texts:
             if lang not in LANGUAGES:
                 raise ValueError(f"no translation for language {lang!r}")
+        # A byte that is not UTF-8 in a command-line argument arrives as a lone surrogate
+        # ("\udcff"): stored, it made every /consent/config answer for the site a 500.
+        strings = [self.policy_url, self.controller]
+        strings += [value for cookie in self.cookies for value in asdict(cookie).values()]
+        strings += [t for texts in self.texts.values() for pair in texts.items() for t in pair]
+        for text in strings:
+            if isinstance(text, str) and not _is_utf8(text):
+                raise ValueError(f"not valid UTF-8: {text.encode(errors='replace').decode()!r}")
         return replace(self, categories=categories)
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def parse_lifetime(text: str) -> int:
@@ -300,9 +317,12 @@ class ConsentEndpoints:
             if len(body) > MAX_RECORD_BODY:
                 return _refuse(413, "body larger than 4 KiB")
         try:
-            data = json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError, RecursionError):
-            return _refuse(400, "body is not valid JSON")
+            # orjson, not json: it refuses a lone surrogate escape ("\ud800"), which json.loads
+            # turns into a str that SQLite cannot encode (a 500 at bind, issue 14); and it
+            # refuses invalid UTF-8 and nesting past 1,024 levels with the same error.
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return _refuse(400, "body is not valid JSON (UTF-8, no lone surrogates)")
         site = await self._site(data.get("site") if isinstance(data, dict) else None)
         if site is None:
             return _refuse(400, "unknown site")
