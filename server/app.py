@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
@@ -18,8 +18,9 @@ from .buffer import EventBuffer
 from .collector import Clock, Collector
 from .config import Settings, load_settings
 from .consent import ConsentEndpoints
+from .headers import SecurityHeaders
 from .keys import load_keys
-from .logs import AccessLogMiddleware
+from .logs import AccessLogMiddleware, client_gone
 from .privacy import Addresses, Salts
 from .sites import SiteRegistry
 from .storage import open_storage
@@ -92,8 +93,12 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             *consent_routes(consent),
         ],
         middleware=[Middleware(AccessLogMiddleware, settings=settings)],
+        exception_handlers={ClientDisconnect: client_gone},
         lifespan=lifespan,
     )
+    # Starlette answers `/healthz/` with a 307 to `/healthz` on whatever host the Host header
+    # names: an open redirect. Zeef's paths are few and exact, so a stray slash is a 404.
+    app.router.redirect_slashes = False
     app.state.settings = settings
     app.state.storage = storage
     app.state.buffer = buffer
@@ -116,11 +121,13 @@ class Front:
     """The outermost ASGI app: events go straight to the collector, the rest to Starlette.
 
     The ingest path skips Starlette's middleware and router: 15 us of a ~60 us request.
-    Everything else (lifespan included) goes through the Starlette app as usual.
+    Everything else (lifespan included) goes through the Starlette app as usual, wrapped in
+    the security headers outside Starlette's own error middleware, so its 500s get them too.
     """
 
     def __init__(self, app: Starlette, collector: Collector) -> None:
         self.app = app
+        self.rest = SecurityHeaders(app)
         self.collector = collector
         self.state = app.state
         self.router = app.router
@@ -129,4 +136,4 @@ class Front:
         if scope["type"] == "http" and scope["path"] == "/api/event":
             await self.collector(scope, receive, send)
         else:
-            await self.app(scope, receive, send)
+            await self.rest(scope, receive, send)

@@ -17,19 +17,27 @@ from . import enrich, privacy
 from .buffer import EventBuffer
 from .config import Settings
 from .events import DropReason, Event, Site
+from .headers import ALWAYS, CONTENT_SECURITY_POLICY
 from .ingest.plausible import MAX_BODY, Payload, PayloadError, parse_payload
+from .logs import CLIENT_GONE
 from .sites import SiteRegistry
 
 log = logging.getLogger("zeef.access")
 
 Clock = Callable[[], datetime]
 
-_CORS = [(b"access-control-allow-origin", b"*")]
+# The security headers every answer carries (server/headers.py); the refusals' JSON also gets
+# the CSP, which a bodiless 202 has no use for. NOTE: uvicorn checks each header with two
+# regular expressions: the two on the 202 cost ~10k instructions a request (bench/cost.py,
+# zeef: 252k -> 262k), though nothing in a bodiless answer to a beacon can be sniffed or
+# followed. Kept so every answer carries them; the first thing to drop if the budget needs it.
+_CORS = [(b"access-control-allow-origin", b"*"), *ALWAYS]
+_REFUSED = [*_CORS, CONTENT_SECURITY_POLICY]
 # Prebuilt, and only what a sender needs: uvicorn validates each header with two regular
 # expressions, and the response start was a sixth of the whole request's time (py-spy).
 # No body: uvicorn writes a non-empty body with a second send(2) of its own, and that syscall
 # cost more than all of our parsing (strace: 2 writes a request against 1; senders ignore it).
-_ACCEPTED = [(b"content-length", b"0"), (b"access-control-allow-origin", b"*")]
+_ACCEPTED = [(b"content-length", b"0"), *_CORS]
 _PREFLIGHT = [
     *_CORS,
     (b"access-control-allow-methods", b"POST, OPTIONS"),
@@ -41,6 +49,10 @@ _ACCEPTED_TYPES = (b"text/plain", b"application/json")
 
 class TooLarge(Exception):
     pass
+
+
+class ClientGone(Exception):
+    """The client hung up before its body was complete."""
 
 
 class Collector:
@@ -80,6 +92,10 @@ class Collector:
         except TooLarge:
             await self.refuse(scope, send, 413, "body larger than 8 KiB")
             return
+        except ClientGone:
+            # Not an invalid payload: there is no one to answer and nothing to count.
+            self.log_refusal(scope, CLIENT_GONE, "client hung up")
+            return
         now = self.clock()
         try:
             payload = parse_payload(body)
@@ -109,16 +125,20 @@ class Collector:
         extra: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
         """Answer a 4xx with a JSON reason, and log it without the payload or full address."""
+        self.log_refusal(scope, status)
+        body = json.dumps({"error": message}).encode()
+        await _respond(send, status, body, [*_REFUSED, *(extra or [])])
+
+    def log_refusal(self, scope: Scope, status: int, why: str = "refused") -> None:
         if self.settings.access_log:
             log.info(
-                '%s "%s %s" %d refused',
+                '%s "%s %s" %d %s',
                 self.addresses.label(scope),
                 scope["method"],
                 scope["path"],
                 status,
+                why,
             )
-        body = json.dumps({"error": message}).encode()
-        await _respond(send, status, body, [*_CORS, *(extra or [])])
 
     async def ingest(
         self,
@@ -232,7 +252,7 @@ async def _read_body(receive: Receive, headers: dict[bytes, bytes]) -> bytes:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            break
+            raise ClientGone
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_BODY:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -22,7 +23,9 @@ from .events import ConsentRecord, Site
 from .sites import SiteRegistry
 from .storage import Storage
 
-I18N = Path(__file__).resolve().parents[1] / "consent" / "i18n"
+# Package data: `npm run build` copies the sources, consent/i18n/*.json, here, so an installed
+# wheel has them (tests/test_packaging.py).
+I18N = Path(__file__).resolve().parent / "static" / "i18n"
 LANGUAGES = ("en", "nl", "es")
 BUILTIN_CATEGORIES = ("necessary", "analytics", "marketing", "preferences")
 ACTIONS = ("accept_all", "reject_all", "custom", "withdraw", "renew")
@@ -93,7 +96,23 @@ class ConsentConfig:
         for lang in self.texts:
             if lang not in LANGUAGES:
                 raise ValueError(f"no translation for language {lang!r}")
+        # A byte that is not UTF-8 in a command-line argument arrives as a lone surrogate
+        # ("\udcff"): stored, it made every /consent/config answer for the site a 500.
+        strings = [self.policy_url, self.controller]
+        strings += [value for cookie in self.cookies for value in asdict(cookie).values()]
+        strings += [t for texts in self.texts.values() for pair in texts.items() for t in pair]
+        for text in strings:
+            if isinstance(text, str) and not _is_utf8(text):
+                raise ValueError(f"not valid UTF-8: {text.encode(errors='replace').decode()!r}")
         return replace(self, categories=categories)
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def parse_lifetime(text: str) -> int:
@@ -118,14 +137,15 @@ def parse_cookie(text: str) -> DeclaredCookie:
 
 
 class Translations:
-    """The banner's texts per language, from consent/i18n/*.json."""
+    """The banner's texts per language, from server/static/i18n/*.json."""
 
     def __init__(self, directory: Path = I18N) -> None:
-        self.texts: dict[str, dict[str, str]] = {}
-        for lang in LANGUAGES:
-            path = directory / f"{lang}.json"
-            if path.exists():
-                self.texts[lang] = json.loads(path.read_text(encoding="utf-8"))
+        # Every language or none: a missing file is a broken install, and skipping it served
+        # a banner with no words at all from an installed wheel.
+        self.texts: dict[str, dict[str, str]] = {
+            lang: json.loads((directory / f"{lang}.json").read_text(encoding="utf-8"))
+            for lang in LANGUAGES
+        }
 
     def pick(self, wanted: str | None) -> str:
         primary = (wanted or "").split("-")[0].split("_")[0].lower()
@@ -297,9 +317,12 @@ class ConsentEndpoints:
             if len(body) > MAX_RECORD_BODY:
                 return _refuse(413, "body larger than 4 KiB")
         try:
-            data = json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError, RecursionError):
-            return _refuse(400, "body is not valid JSON")
+            # orjson, not json: it refuses a lone surrogate escape ("\ud800"), which json.loads
+            # turns into a str that SQLite cannot encode (a 500 at bind, issue 14); and it
+            # refuses invalid UTF-8 and nesting past 1,024 levels with the same error.
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return _refuse(400, "body is not valid JSON (UTF-8, no lone surrogates)")
         site = await self._site(data.get("site") if isinstance(data, dict) else None)
         if site is None:
             return _refuse(400, "unknown site")

@@ -12,6 +12,8 @@ import logging
 import time
 from typing import Any
 
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .config import Settings
@@ -21,6 +23,9 @@ access_log = logging.getLogger("zeef.access")
 
 # Health checks every few seconds would drown everything else.
 _QUIET_PATHS = {"/healthz"}
+# nginx's "client closed request": the client hung up before its body was complete. It is
+# the client's doing, so a refusal in the access log, not an error with a traceback.
+CLIENT_GONE = 499
 
 
 class AccessLogMiddleware:
@@ -54,6 +59,11 @@ class AccessLogMiddleware:
                     status,
                     (time.perf_counter() - started) * 1000,
                 )
+
+
+async def client_gone(request: Request, exc: Exception) -> Response:
+    """Starlette's handler for ClientDisconnect: an answer nobody reads, for the access log."""
+    return Response(status_code=CLIENT_GONE)
 
 
 def logging_config(level: str = "info") -> dict[str, Any]:

@@ -6,6 +6,9 @@
   tarfile.
 - MaxMind's GeoIP test databases (Apache-2.0/MIT): the team's copy in ../shared/data/geoip when
   it is beside the repository, else the ones inside the maxminddb sdist from PyPI.
+
+A corpus that cannot be fetched raises CorpusMissing, naming it and where to put it: the tests
+that need it fail, never skip.
 - Matomo's device-detector test fixtures, inside the sdist of its Python port on PyPI
   (sha256-pinned), for a held-out check of the bot sieve.
 """
@@ -55,8 +58,9 @@ USER_AGENTS = Tarball(
 )
 
 
-class CorpusUnavailable(Exception):
-    """npm is not installed: callers skip. A failed fetch or a bad hash is an error instead."""
+class CorpusMissing(RuntimeError):
+    """A corpus could not be fetched. The tests that need it fail: skipping them offline hid
+    for a whole session that the bot sieve's and GeoIP's checks had not run."""
 
 
 def cache_dir() -> Path:
@@ -64,22 +68,41 @@ def cache_dir() -> Path:
     return Path(os.environ.get("ZEEF_TEST_CORPORA", default))
 
 
+def _missing(what: str, source: str, why: str, provide: str) -> CorpusMissing:
+    return CorpusMissing(
+        f"could not fetch {what} from {source}: {why}\n"
+        f"The tests need it. Let them reach {source} once, or {provide}; the cache directory "
+        f"is {cache_dir()} (set ZEEF_TEST_CORPORA to use another)."
+    )
+
+
+def _run(command: list[str], timeout: float) -> str | None:
+    """None when the command succeeded, else why it did not (its first lines of output)."""
+    try:
+        subprocess.run(command, check=True, capture_output=True, timeout=timeout)
+    except subprocess.CalledProcessError as exc:
+        output = (exc.stderr or exc.stdout or b"").decode(errors="replace").strip()
+        return f"exit {exc.returncode}: " + " / ".join(output.splitlines()[:3])
+    except subprocess.TimeoutExpired:
+        return f"no answer in {timeout:.0f} s"
+    return None
+
+
 def fetch(tarball: Tarball) -> Path:
     """The verified tarball in the cache directory, packed from the registry if not there yet."""
     directory = cache_dir()
     path = directory / tarball.filename
     if not path.exists():
+        spec = f"{tarball.name}@{tarball.version}"
+        provide = f"put {tarball.filename} (`npm pack {spec}`) in the cache directory"
         npm = shutil.which("npm")
         if npm is None:
-            raise CorpusUnavailable(f"npm is needed to fetch {tarball.name}@{tarball.version}")
+            raise _missing(spec, "the npm registry", "npm is not installed", provide)
         directory.mkdir(parents=True, exist_ok=True)
-        spec = f"{tarball.name}@{tarball.version}"
-        subprocess.run(
-            [npm, "pack", spec, "--pack-destination", str(directory), "--silent"],
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
+        command = [npm, "pack", spec, "--pack-destination", str(directory), "--loglevel=error"]
+        failed = _run(command, timeout=300)
+        if failed:
+            raise _missing(spec, "the npm registry", failed, provide)
     digest = base64.b64encode(hashlib.sha512(path.read_bytes()).digest()).decode()
     if f"sha512-{digest}" != tarball.integrity:
         path.unlink()
@@ -120,7 +143,7 @@ MAXMINDDB_SDIST = ("maxminddb", "3.2.0")
 MAXMINDDB_SHA256 = "d28e0073fd1dd637c8b95947bc864b5625eca9f8f2db1538145e33b2a1cd4b92"
 
 
-def _sdist(name: str, version: str, sha256: str) -> Path:
+def _sdist(name: str, version: str, sha256: str, elsewhere: str = "") -> Path:
     """The verified sdist of a PyPI package in the cache directory, downloaded if not there."""
     downloads = cache_dir() / "sdists"
     sdist = downloads / f"{name.replace('-', '_')}-{version}.tar.gz"
@@ -129,10 +152,12 @@ def _sdist(name: str, version: str, sha256: str) -> Path:
         # pip prepares the sdist's metadata, which can take ~35 s once; the result is cached.
         command = [sys.executable, "-m", "pip", "download", f"{name}=={version}", "--no-deps"]
         command += ["--no-binary", name, "--dest", str(downloads), "--quiet"]
-        try:
-            subprocess.run(command, check=True, capture_output=True, timeout=600)
-        except subprocess.CalledProcessError as exc:
-            raise CorpusUnavailable(f"pip could not fetch {name}=={version}: {exc}") from None
+        failed = _run(command, timeout=600)
+        if failed:
+            spec = f"the sdist of {name}=={version}"
+            how = f"`pip download {name}=={version} --no-binary {name}`"
+            provide = f"put {sdist.name} ({how}) in {downloads}{elsewhere}"
+            raise _missing(spec, "PyPI", failed, provide)
     if hashlib.sha256(sdist.read_bytes()).hexdigest() != sha256:
         sdist.unlink()
         raise RuntimeError(f"{sdist.name}: sha256 differs from the pinned one")
@@ -148,7 +173,8 @@ def geoip_test_data() -> Path:
     directory = cache_dir() / f"{name}-{version}-test-data"
     if (directory / "GeoIP2-City-Test.mmdb").exists():
         return directory
-    sdist = _sdist(name, version, MAXMINDDB_SHA256)
+    elsewhere = f", or MaxMind's GeoIP2-City-Test.mmdb and its siblings in {SHARED_GEOIP}"
+    sdist = _sdist(name, version, MAXMINDDB_SHA256, elsewhere)
     prefix = f"{name}-{version}/tests/data/test-data/"
     partial = directory.with_name(directory.name + ".partial")
     partial.mkdir(parents=True, exist_ok=True)

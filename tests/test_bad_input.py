@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
+import sqlite3
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -12,6 +15,7 @@ from hypothesis import strategies as st
 from server.ingest.plausible import PayloadError, parse_payload
 
 from .conftest import Zeef, pageview
+from .live import LiveServer
 
 CASES = [
     (b"{not json", 400, "not valid JSON"),
@@ -47,6 +51,11 @@ CASES = [
     (b"[" * 3000 + b"]" * 3000, 400, "not valid JSON"),
     (json.dumps(pageview(p={"k": "v" * 9000})).encode(), 413, "8 KiB"),
     (json.dumps(pageview(n="page\x00view")).encode(), 400, "control characters"),
+    # Lone surrogates, sent as JSON escapes: no character, and SQLite cannot encode them.
+    (json.dumps(pageview("https://example.com/\ud800")).encode(), 400, "not valid JSON"),
+    (json.dumps(pageview(r="https://ref.example/\udc00")).encode(), 400, "not valid JSON"),
+    (json.dumps(pageview(p={"k\ud800": "v"})).encode(), 400, "not valid JSON"),
+    (json.dumps(pageview(p=json.dumps({"k": "\udfff"}))).encode(), 400, "'props' is not valid"),
 ]
 IDS = [
     "malformed", "array", "string", "empty", "invalid-utf8", "no-url", "no-name", "no-domain",
@@ -54,7 +63,8 @@ IDS = [
     "key-twice", "name-not-string", "props-array", "props-nested", "props-too-many",
     "revenue-words", "revenue-currency", "scroll-over-100", "engaged-negative",
     "interactive-string", "nan", "deep-nesting-oversize", "deep-nesting", "oversized",
-    "nul-in-name",
+    "nul-in-name", "surrogate-url", "surrogate-referrer", "surrogate-prop",
+    "surrogate-props-string",
 ]  # fmt: skip
 
 
@@ -87,6 +97,30 @@ async def test_oversized_body_without_content_length_is_refused(zeef: Zeef) -> N
         "/api/event", content=chunks(), headers={"content-type": "text/plain"}
     )
     assert response.status_code == 413
+
+
+@pytest.mark.parametrize("path", ["/api/event", "/api/consent"])
+def test_a_client_hanging_up_mid_body_is_logged_as_a_refusal(tmp_path: Path, path: str) -> None:
+    # A real uvicorn and a raw socket: the body promises 1,000 bytes and the client hangs up
+    # after 10. That was an ERROR traceback and a 500 access line (and, for events, a drop
+    # counted as an invalid payload): the client's doing, not the server's.
+    head = f"POST {path} HTTP/1.1\r\nHost: zeef.test\r\nContent-Type: text/plain\r\n"
+    with LiveServer(tmp_path, sites=["example.com"]) as server:
+        with socket.create_connection(("127.0.0.1", server.port)) as client:
+            client.sendall(f"{head}Content-Length: 1000\r\n\r\n".encode() + b'{"n": "pag')
+        server.wait_for_log(f'"POST {path}" 499')
+        with server.client() as http:
+            assert http.get("/healthz").status_code == 200
+    server.check_clean_exit()
+    log = server.run_log()
+    [line] = [line for line in log.splitlines() if f'"POST {path}"' in line]
+    assert " INFO zeef.access: 127.0.0.0 " in line, line
+    assert "Traceback" not in log and "ERROR" not in log and '" 500' not in log, log
+    connection = sqlite3.connect(server.database)
+    try:
+        assert connection.execute("SELECT reason, count FROM drops").fetchall() == []
+    finally:
+        connection.close()
 
 
 async def test_invalid_payloads_are_counted(zeef: Zeef) -> None:

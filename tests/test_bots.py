@@ -37,10 +37,7 @@ HELD_OUT_BROWSER_LIMIT = 0.01
 
 @pytest.fixture(scope="module")
 def corpus() -> tuple[tuple[str, ...], tuple[tuple[str, float], ...]]:
-    try:
-        return corpora.crawler_instances(), corpora.real_world_sample()
-    except corpora.CorpusUnavailable as exc:
-        pytest.skip(str(exc))
+    return corpora.crawler_instances(), corpora.real_world_sample()
 
 
 def _rates(
@@ -89,10 +86,7 @@ def test_rates_on_public_corpora(
 
 def test_rates_on_a_held_out_corpus() -> None:
     """The rules generalise: another project's bot and browser strings, never tuned against."""
-    try:
-        crawlers, browsers = corpora.device_detector_fixtures()
-    except corpora.CorpusUnavailable as exc:
-        pytest.skip(str(exc))
+    crawlers, browsers = corpora.device_detector_fixtures()
     missed = [ua for ua in crawlers if bots.bot_reason(ua) is None]
     distinct = sorted(set(browsers))
     dropped = [ua for ua in distinct if bots.bot_reason(ua) is not None]

@@ -157,6 +157,50 @@ async def test_oversized_and_malformed_decisions(zeef: Zeef) -> None:
     assert preflight.status_code == 204
 
 
+# Sent as JSON escapes ("\ud800"), as json.dumps writes them: the standard library's parser
+# turned one into a str SQLite cannot encode, and the record was a 500 at bind.
+LONE_SURROGATES = [
+    {"path": "/\ud800"},
+    {"path": "/a\udc00b"},
+    {"site": "example.com\ud800"},
+    {"consent_id": "\ud800"},
+    {"action": "accept_all\ud800"},
+    {"language": "\udbff"},
+    {"texts_hash": "ab" * 31 + "\ud800"},
+    {"choices": {"necessary": True, "analytics\ud800": True}},
+    {"\ud800": 1},
+]
+SURROGATE_IDS = [
+    "path", "path-low", "site", "consent-id", "action", "language", "texts-hash", "choice-key",
+    "unknown-key",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("changes", LONE_SURROGATES, ids=SURROGATE_IDS)
+async def test_a_lone_surrogate_in_any_field_is_a_400(zeef: Zeef, changes: dict[str, Any]) -> None:
+    body = json.dumps(record(**changes))
+    assert "\\ud" in body  # an escape on the wire, not a character
+    response = await zeef.client.post("/api/consent", content=body)
+    assert response.status_code == 400, response.text
+    assert "not valid JSON" in response.json()["error"]
+    assert zeef.rows("SELECT * FROM consent_records") == []
+    # A surrogate pair is a character like any other, and the next good record is stored.
+    emoji = record(path="/caf\u00e9/\ud83d\ude00")
+    assert (await zeef.client.post("/api/consent", content=json.dumps(emoji))).status_code == 201
+    assert [row["path"] for row in zeef.rows("SELECT path FROM consent_records")] == ["/café/😀"]
+
+
+async def test_a_text_that_is_not_utf8_is_refused_by_the_cli(zeef: Zeef) -> None:
+    # A byte that is not UTF-8 in an argument reaches Python as a lone surrogate; stored, it
+    # made every /consent/config answer for the site a 500.
+    result = zeef_cli(zeef.settings.database, "consent", "configure", "example.com",
+                      "--text", "en:title=Caf\udce9")  # fmt: skip
+    assert result.returncode == 2 and "UTF-8" in result.stderr, result
+    assert zeef.rows("SELECT * FROM consent_configs") == []
+    config = await zeef.client.get("/consent/config", params={"site": "example.com"})
+    assert config.status_code == 200
+
+
 async def test_log_show_delete_and_rates_from_the_cli(zeef: Zeef, clock) -> None:
     first, second = record(), record(action="reject_all",
                                      choices={"necessary": True, "analytics": False})  # fmt: skip
