@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 from starlette.types import Receive, Scope, Send
 
 from . import enrich, privacy
-from .buffer import EventBuffer
+from .buffer import EVENT_OVERHEAD, EventBuffer
 from .config import Settings
 from .events import DropReason, Event, Site
 from .ingest.plausible import MAX_BODY, Payload, PayloadError, parse_payload
@@ -38,6 +39,13 @@ _PREFLIGHT = [
     (b"access-control-max-age", b"86400"),
 ]
 _ACCEPTED_TYPES = (b"text/plain", b"application/json")
+# Past the buffer's bound: a sender (the tracker uses sendBeacon/fetch and does not retry, a
+# server-side sender may) is told when to try again; the reason is counted like any drop.
+_OVERLOADED = [
+    *_CORS,
+    (b"access-control-expose-headers", b"x-zeef-drop, retry-after"),
+    (b"x-zeef-drop", DropReason.OVERLOADED.encode()),
+]
 
 
 class TooLarge(Exception):
@@ -62,6 +70,10 @@ class Collector:
         self.clock = clock or (lambda: datetime.now(UTC))
         # Keys the hash of consented visitors' first-party IDs; set from the secret key at start.
         self.visitor_key = b""
+        # About one flush from now, when room may have been made; capped, since a test or a
+        # batch-only set-up may flush once an hour and a minute is long enough to back off.
+        retry = min(max(1, math.ceil(settings.flush_interval)), 60)
+        self._overloaded = [*_OVERLOADED, (b"retry-after", str(retry).encode())]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"]
@@ -90,10 +102,15 @@ class Collector:
             self.buffer.drop(0, DropReason.INVALID_PAYLOAD, now)
             await self.refuse(scope, send, 400, str(exc))
             return
-        reason = await self.ingest(payload, location, scope, headers, now)
+        size = len(body) + EVENT_OVERHEAD
+        reason = await self.ingest(payload, location, scope, headers, now, size)
         if reason is None:
             await send({"type": "http.response.start", "status": 202, "headers": _ACCEPTED})
             await send({"type": "http.response.body", "body": b""})
+        elif reason is DropReason.OVERLOADED:
+            # Not a refusal to log line by line: at thousands a second the log would become
+            # the next thing to fill; the buffer logs when it fills and when it drains.
+            await _respond(send, 503, b"", self._overloaded)
         else:
             drop = [
                 *_CORS,
@@ -129,8 +146,12 @@ class Collector:
         scope: Scope,
         headers: dict[bytes, bytes],
         now: datetime,
+        size: int = EVENT_OVERHEAD,
     ) -> DropReason | None:
-        """Queue the event for each site it names; the drop reason when there is none."""
+        """Queue the event for each site it names; the drop reason when there is none.
+
+        `size`, the event's estimated memory, counts towards the buffer's byte bound.
+        """
         user_agent = headers.get(b"user-agent", b"").decode("latin-1")
         sites = self.sites.cached(payload.domains) or await self.sites.lookup(payload.domains)
         if not sites:
@@ -159,6 +180,12 @@ class Collector:
             for site in sites:
                 self.buffer.drop(site.id, DropReason.BOT, now)
             return DropReason.BOT
+        if self.buffer.full:
+            # Checked this late so bots and other drops still get their own reason, and
+            # before the hashing and GeoIP, which an event that is not kept does not need.
+            for site in sites:
+                self.buffer.drop(site.id, DropReason.OVERLOADED, now)
+            return DropReason.OVERLOADED
 
         # Privacy: the full address exists from here to the end of this function, in memory.
         peer = scope.get("client")
@@ -220,7 +247,8 @@ class Collector:
                     payload.scroll_depth,
                     payload.engaged_ms,
                     payload.visitor is not None,  # consented
-                )
+                ),
+                size,
             )
         return None
 
