@@ -23,6 +23,9 @@ log = logging.getLogger("zeef.buffer")
 # 272, its path 57, its hashes 68, its list slot 8), and a batch being written holds a row
 # of about as much again. Body length plus 512 errs towards counting too much.
 EVENT_OVERHEAD = 512
+# A backlog is written in transactions of at most this many flush sizes (20,000 events by
+# default); an ordinary flush, a little over one flush size, stays one transaction.
+BACKLOG_BATCH = 10
 
 
 class EventBuffer:
@@ -84,32 +87,52 @@ class EventBuffer:
         return self._bytes
 
     async def flush(self) -> int:
-        """Write everything buffered so far; returns the number of events written."""
+        """Write everything buffered so far; returns the number of events written.
+
+        A backlog (the database was locked a while) goes in batches of at most BACKLOG_BATCH
+        flush sizes, each a transaction: one 100,000-event transaction held the write lock
+        for seconds and built all its rows at once (+26 MiB over the bound's own memory).
+        """
         async with self._lock:
             events, self._events = self._events, []
             drops, self._drops = self._drops, Counter()
             # Under the lock nothing else is being written, so every byte counted is this
-            # batch's (events added from here on count on top).
-            written_bytes = self._bytes
-            self._writing = len(events)
-            self._check_at = min(self.size, self.max_events - self._writing)
+            # flush's (events added from here on count on top). Sizes are not kept one by
+            # one: a batch written frees its share of them.
+            held, held_bytes = len(events), self._bytes
+            left_bytes = held_bytes
+            written = 0
+            step = self.size * BACKLOG_BATCH
             try:
-                # One transaction: events and drops are written together or not at all, so
-                # a retry never stores a batch twice (issue 14, fault 2).
-                await self.storage.write_batch(events, drops)
+                while True:
+                    batch = events[:step]
+                    del events[:step]
+                    self._writing = len(batch) + len(events)
+                    self._check_at = min(self.size, self.max_events - self._writing)
+                    # One transaction: a batch's events and the drops are written together or
+                    # not at all, so a retry never stores one twice (issue 14, fault 2).
+                    await self.storage.write_batch(batch, drops)
+                    drops = Counter()
+                    written += len(batch)
+                    freed = left_bytes - (held_bytes * len(events) // held if held else 0)
+                    self._bytes -= freed
+                    left_bytes -= freed
+                    batch = []
+                    self._writing = len(events)
+                    # Room is made batch by batch, so events are taken again after the first.
+                    self._update_full()
+                    if not events:
+                        break
             except Exception:
-                # Put them back in front, in order, so a locked or full disk loses nothing
-                # that a later flush can still write.
-                self._events[:0] = events
+                # Put what is unwritten back in front, in order, so a locked or full disk
+                # loses nothing that a later flush can still write.
+                self._events[:0] = batch + events
                 self._drops.update(drops)
                 raise
-            else:
-                self._bytes -= written_bytes
             finally:
                 self._writing = 0
                 self._check_at = min(self.size, self.max_events)
-            self._update_full()
-            return len(events)
+            return written
 
     def _set_full(self) -> None:
         if not self.full:

@@ -17,12 +17,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server.buffer import EVENT_OVERHEAD
+from server import sites
+from server.buffer import EVENT_OVERHEAD, EventBuffer
 from server.config import ConfigError, Settings, load_settings
 from server.events import Event
+from server.storage import open_storage
 
 from .conftest import Clock, Zeef, pageview, start
 from .test_cli import zeef as zeef_cli
+from .test_workers import _event
 
 BOUND = 40
 
@@ -151,3 +154,44 @@ async def test_no_event_stays_in_memory_once_its_batch_is_written(zeef: Zeef) ->
     held = sum(1 for thing in gc.get_objects() if isinstance(thing, Event))
     assert held == 0
     assert zeef.app.state.buffer.pending_bytes == 0
+
+
+async def test_a_backlog_is_written_in_batches_and_a_failed_one_keeps_the_rest(
+    tmp_path: Path,
+) -> None:
+    """Batches of BACKLOG_BATCH flush sizes (here 100): the first commits, the second fails
+    part-way, and the next flush writes the 150 left, none twice."""
+    database = tmp_path / "zeef.sqlite3"
+    storage = open_storage(database)
+    try:
+        await storage.migrate()
+        site = await sites.add_site(storage, "example.com")
+        # No flush task: this buffer is flushed only here.
+        buffer = EventBuffer(storage, interval=3600, size=10)
+        for i in range(250):
+            buffer.add(replace(_event(site.id, i), path=f"/{i}"), EVENT_OVERHEAD + i)
+        held_bytes = buffer.pending_bytes
+        assert held_bytes == 250 * EVENT_OVERHEAD + sum(range(250))
+        with closing(sqlite3.connect(database)) as db:
+            db.executescript(
+                "CREATE TRIGGER fail BEFORE INSERT ON events "
+                "WHEN (SELECT COUNT(*) FROM events) >= 150 "
+                "BEGIN SELECT RAISE(ABORT, 'injected'); END;"
+            )
+        done = storage.health().done
+        with pytest.raises(sqlite3.IntegrityError, match="injected"):
+            await buffer.flush()
+        assert storage.health().done == done + 2  # two transactions
+        assert buffer.pending == 150
+        assert buffer.pending_bytes == held_bytes * 150 // 250
+
+        with closing(sqlite3.connect(database)) as db:
+            assert db.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 100
+            db.executescript("DROP TRIGGER fail;")
+        assert await buffer.flush() == 150
+        assert (buffer.pending, buffer.pending_bytes) == (0, 0)
+    finally:
+        await storage.close()
+    with closing(sqlite3.connect(database)) as db:
+        paths = [path for (path,) in db.execute("SELECT path FROM events ORDER BY rowid")]
+    assert paths == [f"/{i}" for i in range(250)]
