@@ -32,8 +32,9 @@ class Settings:
     # Seconds between buffer flushes, and the batch size that forces an early one.
     flush_interval: float = 1.0
     flush_size: int = 2000
-    # The most the buffer holds, queued or being written, before /api/event answers 503: at
-    # ~1 KiB an event, 100,000 events are ~100 MiB; the byte bound stops large bodies sooner.
+    # The most the buffer holds, queued or being written, before /api/event answers 503.
+    # 100,000 tracker events are ~40 MiB (410 bytes each); the byte bound, counted as body
+    # length + 512 an event, stops large bodies sooner (64 MiB is ~7,700 of 8 KiB).
     buffer_max_events: int = 100_000
     buffer_max_bytes: int = 64 * 1024 * 1024
     access_log: bool = True
