@@ -33,7 +33,13 @@ WRITER_STUCK = 15.0
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Front:
     settings = settings or load_settings()
     storage = open_storage(settings.database)
-    buffer = EventBuffer(storage, settings.flush_interval, settings.flush_size)
+    buffer = EventBuffer(
+        storage,
+        settings.flush_interval,
+        settings.flush_size,
+        settings.buffer_max_events,
+        settings.buffer_max_bytes,
+    )
     sites = SiteRegistry(storage)
     collector = Collector(
         settings,

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 from starlette.types import Receive, Scope, Send
 
 from . import enrich, privacy
-from .buffer import EventBuffer
+from .buffer import EVENT_OVERHEAD, EventBuffer
 from .config import Settings
 from .events import DropReason, Event, Site
 from .headers import ALWAYS, CONTENT_SECURITY_POLICY
@@ -26,13 +27,13 @@ log = logging.getLogger("zeef.access")
 
 Clock = Callable[[], datetime]
 
-# The security headers every answer carries (server/headers.py); the refusals' JSON also gets
-# the CSP, which a bodiless 202 has no use for. NOTE: uvicorn checks each header with two
-# regular expressions: the two on the 202 cost ~10k instructions a request (bench/cost.py,
-# zeef: 252k -> 262k), though nothing in a bodiless answer to a beacon can be sniffed or
-# followed. Kept so every answer carries them; the first thing to drop if the budget needs it.
-_CORS = [(b"access-control-allow-origin", b"*"), *ALWAYS]
-_REFUSED = [*_CORS, CONTENT_SECURITY_POLICY]
+# The security headers (server/headers.py) go on every answer with a body: the refusals' JSON,
+# the 503. Not on the bodiless 202 and 204: there is nothing in them to sniff, no document to
+# send a Referer from or to frame, and uvicorn checks each header with two regular expressions,
+# so the two cost ~10k instructions a request (bench/cost.py, zeef: 252k -> 262k), which the
+# visits kept at write time needed more.
+_CORS = [(b"access-control-allow-origin", b"*")]
+_REFUSED = [*_CORS, *ALWAYS, CONTENT_SECURITY_POLICY]
 # Prebuilt, and only what a sender needs: uvicorn validates each header with two regular
 # expressions, and the response start was a sixth of the whole request's time (py-spy).
 # No body: uvicorn writes a non-empty body with a second send(2) of its own, and that syscall
@@ -45,6 +46,14 @@ _PREFLIGHT = [
     (b"access-control-max-age", b"86400"),
 ]
 _ACCEPTED_TYPES = (b"text/plain", b"application/json")
+# Past the buffer's bound: a sender (the tracker uses sendBeacon/fetch and does not retry, a
+# server-side sender may) is told when to try again; the reason is counted like any drop.
+_OVERLOADED = [
+    *_CORS,
+    *ALWAYS,
+    (b"access-control-expose-headers", b"x-zeef-drop, retry-after"),
+    (b"x-zeef-drop", DropReason.OVERLOADED.encode()),
+]
 
 
 class TooLarge(Exception):
@@ -72,6 +81,10 @@ class Collector:
         # The client's address stays in there: the collector gets hashes, geo fields, a label.
         self.addresses = addresses
         self.clock = clock or (lambda: datetime.now(UTC))
+        # About one flush from now, when room may have been made; capped, since a test or a
+        # batch-only set-up may flush once an hour and a minute is long enough to back off.
+        retry = min(max(1, math.ceil(settings.flush_interval)), 60)
+        self._overloaded = [*_OVERLOADED, (b"retry-after", str(retry).encode())]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"]
@@ -104,10 +117,15 @@ class Collector:
             self.buffer.drop(0, DropReason.INVALID_PAYLOAD, now)
             await self.refuse(scope, send, 400, str(exc))
             return
-        reason = await self.ingest(payload, location, scope, headers, now)
+        size = len(body) + EVENT_OVERHEAD
+        reason = await self.ingest(payload, location, scope, headers, now, size)
         if reason is None:
             await send({"type": "http.response.start", "status": 202, "headers": _ACCEPTED})
             await send({"type": "http.response.body", "body": b""})
+        elif reason is DropReason.OVERLOADED:
+            # Not a refusal to log line by line: at thousands a second the log would become
+            # the next thing to fill; the buffer logs when it fills and when it drains.
+            await _respond(send, 503, b"", self._overloaded)
         else:
             drop = [
                 *_CORS,
@@ -147,8 +165,12 @@ class Collector:
         scope: Scope,
         headers: dict[bytes, bytes],
         now: datetime,
+        size: int = EVENT_OVERHEAD,
     ) -> DropReason | None:
-        """Queue the event for each site it names; the drop reason when there is none."""
+        """Queue the event for each site it names; the drop reason when there is none.
+
+        `size`, the event's estimated memory, counts towards the buffer's byte bound.
+        """
         user_agent = headers.get(b"user-agent", b"").decode("latin-1")
         sites = self.sites.cached(payload.domains) or await self.sites.lookup(payload.domains)
         if not sites:
@@ -177,6 +199,12 @@ class Collector:
             for site in sites:
                 self.buffer.drop(site.id, DropReason.BOT, now)
             return DropReason.BOT
+        if self.buffer.full:
+            # Checked this late so bots and other drops still get their own reason, and
+            # before the hashing and GeoIP, which an event that is not kept does not need.
+            for site in sites:
+                self.buffer.drop(site.id, DropReason.OVERLOADED, now)
+            return DropReason.OVERLOADED
 
         timestamp = now.timestamp()
         salts = self.salts.cached(timestamp) or await self.salts.get(now)
@@ -223,7 +251,8 @@ class Collector:
                     payload.scroll_depth,
                     payload.engaged_ms,
                     payload.visitor is not None,  # consented
-                )
+                ),
+                size,
             )
         return None
 

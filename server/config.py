@@ -32,6 +32,11 @@ class Settings:
     # Seconds between buffer flushes, and the batch size that forces an early one.
     flush_interval: float = 1.0
     flush_size: int = 2000
+    # The most the buffer holds, queued or being written, before /api/event answers 503.
+    # 100,000 tracker events are ~40 MiB (410 bytes each); the byte bound, counted as body
+    # length + 512 an event, stops large bodies sooner (64 MiB is ~7,700 of 8 KiB).
+    buffer_max_events: int = 100_000
+    buffer_max_bytes: int = 64 * 1024 * 1024
     access_log: bool = True
     log_level: str = "info"
 
@@ -59,6 +64,13 @@ def _parse_level(value: str) -> str:
     return level
 
 
+def _parse_positive(value: str | int) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError("must be 1 or more")
+    return number
+
+
 def _parse_mask(value: str | int) -> int:
     number = int(value)
     if number not in (1, 2, 3):
@@ -81,6 +93,8 @@ _FIELDS: dict[str, tuple[str, Any]] = {
     "geoip_db": ("ZEEF_GEOIP_DB", lambda v: Path(v) if str(v) else None),
     "flush_interval": ("ZEEF_FLUSH_INTERVAL", float),
     "flush_size": ("ZEEF_FLUSH_SIZE", int),
+    "buffer_max_events": ("ZEEF_BUFFER_MAX_EVENTS", _parse_positive),
+    "buffer_max_bytes": ("ZEEF_BUFFER_MAX_BYTES", _parse_positive),
     "access_log": ("ZEEF_ACCESS_LOG", _parse_bool),
     "log_level": ("ZEEF_LOG_LEVEL", _parse_level),
 }
