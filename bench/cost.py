@@ -25,6 +25,7 @@ Zeef's batches are kept near production size (ZEEF_FLUSH_INTERVAL 10 s, so ZEEF_
 
     python bench/cost.py [--requests 4000] [--warmup 10000] [--connections 64]
                          [--bot-share 0.05] [--only bare,zeef,mix,cold] [--keep DIR]
+                         [--hits-per-visit 1]
 
 Needs valgrind (apt-get install valgrind). About a minute per run, two for mix and cold.
 """
@@ -89,15 +90,20 @@ class Result:
         return self.instructions / max(self.counts.responses, 1)
 
 
-def requests(agents: list[str], n: int, seed: int, start: int = 0) -> list[bytes]:
-    """n raw HTTP/1.1 requests shaped like event.lua's, with agents taken in turn from start."""
+def requests(
+    agents: list[str], n: int, seed: int, start: int = 0, hits_per_visit: int = 1
+) -> list[bytes]:
+    """n raw HTTP/1.1 requests shaped like event.lua's, with agents taken in turn from start,
+    each address (so each visitor, and visit) sending `hits_per_visit` requests in a row."""
     rng = random.Random(seed)
     out = []
+    forwarded = ""
     for i in range(start, start + n):
-        forwarded = (
-            f"{rng.choice(FIRST_OCTETS)}.{rng.randint(0, 255)}."
-            f"{rng.randint(0, 255)}.{rng.randint(1, 254)}"
-        )
+        if (i - start) % hits_per_visit == 0:
+            forwarded = (
+                f"{rng.choice(FIRST_OCTETS)}.{rng.randint(0, 255)}."
+                f"{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+            )
         head = (
             f"POST /api/event HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: text/plain\r\n"
             f"User-Agent: {agents[i % len(agents)]}\r\nX-Forwarded-For: {forwarded}\r\n"
@@ -223,7 +229,9 @@ def measure(run: Run, args: argparse.Namespace, tmp: Path) -> Result:
             wait_stored(env, warm.accepted)
         callgrind(proc.pid, "--instr=on")
         started = time.monotonic()
-        batch = requests(run.counted, run.requests, seed=2, start=run.start)
+        batch = requests(
+            run.counted, run.requests, seed=2, start=run.start, hits_per_visit=args.hits_per_visit
+        )
         counts = drive(port, batch, args.connections)
         seconds = time.monotonic() - started
         if name != "bare":
@@ -262,12 +270,19 @@ def main() -> int:
         "--keep", type=Path, help="copy callgrind's dumps here, for callgrind_annotate"
     )
     parser.add_argument("--only", default=",".join(RUNS), help=f"some of {','.join(RUNS)}")
+    parser.add_argument(
+        "--hits-per-visit",
+        type=int,
+        default=1,
+        help="counted requests an address sends in a row (1: every request opens a visit, the "
+        "writer's worst case; real sites see 2-5 hits a visit)",
+    )
     args = parser.parse_args()
     only = [name for name in args.only.split(",") if name]
     if not set(only) <= set(RUNS) or not only:
         parser.error(f"--only takes some of {','.join(RUNS)}")
-    if args.requests < 1 or args.connections < 1:
-        parser.error("--requests and --connections must be >= 1")
+    if args.requests < 1 or args.connections < 1 or args.hits_per_visit < 1:
+        parser.error("--requests, --connections and --hits-per-visit must be >= 1")
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         parser.error("valgrind not found (apt-get install valgrind)")
 

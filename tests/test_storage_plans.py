@@ -39,6 +39,7 @@ def plan(conn: sqlite3.Connection, sql: str, params: dict[str, object]) -> str:
         ),
         (backend.OPEN_VISITS, {"keys": "[[1, 2]]"}, "INDEX visits_open"),
         (backend.LAST_STARTED, {"keys": "[[1, 2]]"}, "PRIMARY KEY"),
+        (backend.CLOSE_VISITS, {"before": 0}, "INDEX visits_open_ended"),
     ],
     ids=[
         "midnight-carry-over",
@@ -46,6 +47,7 @@ def plan(conn: sqlite3.Connection, sql: str, params: dict[str, object]) -> str:
         "returning-visitors",
         "open-visits",
         "consented-last-visit",
+        "close-visits",
     ],
 )
 def test_visitor_lookups_use_their_partial_index(

@@ -106,7 +106,9 @@ WHERE id = ?
 """
 
 # Visits past the time a hit can still join them leave visits_open, which keeps it small.
-CLOSE_VISITS = "UPDATE visits SET open = 0 WHERE open = 1 AND ended < :before"
+CLOSE_VISITS = """
+UPDATE visits INDEXED BY visits_open_ended SET open = 0 WHERE open = 1 AND ended < :before
+"""
 
 # Which of yesterday's visitor hashes were active in the 30 minutes before each new event:
 # those visits go on under yesterday's hash instead of being split at midnight. The last term

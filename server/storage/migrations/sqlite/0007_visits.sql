@@ -51,6 +51,10 @@ CREATE INDEX visits_site_started ON visits (
     consented, scroll_sum, scroll_pages, visitor_id
 );
 CREATE INDEX visits_open ON visits (site_id, visitor_id) WHERE open = 1;
+-- What the writer closes, found by their last hit: without it each sweep read the row of every
+-- open visit (~95k at 10M events a month) to compare its end, and the build of 10M events in
+-- bench/stats.py, where data time runs fast and a sweep comes every batch, ran 15x slower.
+CREATE INDEX visits_open_ended ON visits (ended) WHERE open = 1;
 
 -- Each hit's visit; NULL for engagement hits that came when their visit was already closed.
 ALTER TABLE events ADD COLUMN visit_id INTEGER;
