@@ -127,6 +127,14 @@ def _find(visits: list[Visit], e: Event) -> Visit | None:
     return None
 
 
+def _ts(e: Event) -> int:
+    return e.ts
+
+
+def _started(v: Visit) -> int:
+    return v.started
+
+
 def assign(
     events: Sequence[Event],
     open_visits: Iterable[Visit],
@@ -143,21 +151,33 @@ def assign(
     """
     last_started = last_started or {}
     by_visitor: dict[tuple[int, int], list[Visit]] = {}
-    for stored in sorted(open_visits, key=lambda v: v.started):
+    for stored in sorted(open_visits, key=_started):
         by_visitor.setdefault((stored.site_id, stored.visitor_id), []).append(stored)
     first_new = next_id
     created: list[Visit] = []
     changed: dict[int, Visit] = {}
     # In time order, so a visit is opened by its first hit; the sort is stable and batches
     # come nearly sorted, so this costs little.
-    for e in sorted(events, key=lambda e: e.ts):
-        visits = by_visitor.setdefault((e.site_id, e.visitor_id), [])
+    for e in sorted(events, key=_ts):
+        key = (e.site_id, e.visitor_id)
+        visits = by_visitor.get(key)
+        if visits is None:
+            # The common case, a visitor this batch sees first and no visit is open for: spare
+            # it the searches below (bench/cost.py, one visit a request: ~2 us an event).
+            if e.name == ENGAGEMENT:
+                continue
+            first = _open(next_id, e, last_started.get(key))
+            next_id += 1
+            by_visitor[key] = [first]
+            created.append(first)
+            _add(first, e)
+            continue
         visit = _find(visits, e)
         if visit is None:
             if e.name == ENGAGEMENT:
                 continue
             before = [v.started for v in visits if v.started < e.ts]
-            previous = max(before) if before else last_started.get((e.site_id, e.visitor_id))
+            previous = max(before) if before else last_started.get(key)
             visit = _open(next_id, e, previous)
             next_id += 1
             # A visit flushed late by another process may come between two stored ones.
@@ -167,7 +187,7 @@ def assign(
                     if later.id < first_new:
                         changed[later.id] = later
             visits.append(visit)
-            visits.sort(key=lambda v: v.started)
+            visits.sort(key=_started)
             created.append(visit)
         elif visit.id < first_new:
             changed[visit.id] = visit
