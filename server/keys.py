@@ -9,7 +9,6 @@ import secrets
 from dataclasses import dataclass
 
 from .config import Settings
-from .privacy import visitor_key_of_secret
 from .storage import Storage
 
 SECRET = "secret_key"
@@ -39,7 +38,7 @@ async def load_keys(storage: Storage, settings: Settings) -> Keys:
         fresh = secrets.token_urlsafe(32)
         secret = await storage.meta_key(SECRET, fresh)
         upgraded = secret != fresh
-    generated = visitor_key_of_secret(secret) if upgraded else secrets.token_bytes(32)
+    generated = _derived(secret) if upgraded else secrets.token_bytes(32)
     visitor = bytes.fromhex(await storage.meta_key(VISITOR, generated.hex()))
     return Keys(secret, visitor)
 
@@ -63,10 +62,18 @@ async def rotate_secret(storage: Storage, settings: Settings) -> SecretRotation:
         )
     old = await load_keys(storage, settings)
     await storage.meta_key(SECRET, secrets.token_urlsafe(32), replace=True)
-    return SecretRotation(visitor_key_derived=old.visitor == visitor_key_of_secret(old.secret))
+    return SecretRotation(visitor_key_derived=old.visitor == _derived(old.secret))
 
 
 async def rotate_visitor_key(storage: Storage, settings: Settings) -> None:
     """Replace the visitor key with a fresh random one: returning visitors are forgotten."""
     await load_keys(storage, settings)
     await storage.meta_key(VISITOR, secrets.token_bytes(32).hex(), replace=True)
+
+
+def _derived(secret: str) -> bytes:
+    # Imported here: privacy pulls in the bot sieve and the user-agent parser (~0.4 s), which
+    # every `zeef` command paid for before it could print a figure.
+    from .privacy import visitor_key_of_secret
+
+    return visitor_key_of_secret(secret)
