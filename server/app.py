@@ -67,7 +67,13 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await storage.migrate()
+        try:
+            await storage.migrate()
+        except BaseException:
+            # The writer's connection is open by now: close it, or its thread outlives the
+            # failed start (a database from a newer Zeef, a full disk, a locked file).
+            await storage.close()
+            raise
         # Read once: a key rotated with `zeef key rotate` takes effect at the next start.
         keys = await load_keys(storage, settings)
         app.state.secret_key = keys.secret

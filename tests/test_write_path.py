@@ -11,6 +11,9 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+from server.app import create_app
+from server.config import Settings
+
 from .conftest import Clock, Zeef, pageview
 from .test_consent import record
 
@@ -173,3 +176,15 @@ async def test_healthz_answers_at_once_and_says_so_when_the_writer_is_stuck(
     assert answer.json()["status"].startswith("writer stuck for")
     assert took < 1.0
     assert (await zeef.client.get("/healthz")).status_code == 200
+
+
+async def test_a_start_that_fails_to_migrate_closes_the_writer(settings: Settings) -> None:
+    """Before, the writer's task and connection outlived the failed start."""
+    settings.database.write_bytes(b"this is not a SQLite database" * 200)
+    app = create_app(settings)
+    try:
+        async with app.router.lifespan_context(app):
+            raise AssertionError("started on a file that is not a database")
+    except sqlite3.DatabaseError as exc:
+        assert "not a database" in str(exc)
+    assert not app.state.storage.health().alive
