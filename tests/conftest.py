@@ -156,6 +156,19 @@ CHROMIUM_ARGS = [
 ]
 
 
+@pytest.fixture(scope="session")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where browser tests save what a person would see: ZEEF_SCREENSHOTS, or a temporary
+    directory. Look at them after a change to a page."""
+    import os
+
+    named = os.environ.get("ZEEF_SCREENSHOTS")
+    if named:
+        Path(named).mkdir(parents=True, exist_ok=True)
+        return Path(named)
+    return tmp_path_factory.mktemp("screenshots")
+
+
 @pytest.fixture(scope="module")
 def browser():  # type: ignore[no-untyped-def]
     """Module-scoped: Playwright's sync API keeps an event loop of its own running while it is

@@ -113,3 +113,40 @@ def test_a_visit_arrives_in_the_database(
     assert (figures["pageviews"], figures["events"], figures["visits"]) == (2, 1, 1)
     assert figures["visit_duration"] >= 1
     assert rows(live.database, "SELECT * FROM drops") == []
+
+
+@pytest.mark.parametrize(
+    ("viewport", "scheme"),
+    [({"width": 1280, "height": 800}, "light"), ({"width": 360, "height": 740}, "dark")],
+    ids=["light-desktop", "dark-phone"],
+)
+def test_the_banner_served_by_zeef_shows_and_records(
+    live: LiveServer,
+    visitor_browser: Any,
+    fixture_site: FixtureSite,
+    screenshots: Path,
+    viewport: dict[str, int],
+    scheme: str,
+) -> None:
+    """The real server's answers (nosniff, CSP, CORS) reach a site's page as they are: the
+    banner loads, shows, and its decision is stored. The other banner tests answer for Zeef."""
+    banner = f'<script src="{live.url}/consent.js" data-site="localhost"></script>'
+    body = "<h1>Shop</h1><p>Boots, coats and hats, delivered in the Netherlands.</p>"
+    url = fixture_site.add(f"/e2e/banner-{scheme}", page(body, banner))
+    context = visitor_browser.new_context(viewport=viewport, color_scheme=scheme)
+    hosts: set[str] = set()
+    context.on("request", lambda request: hosts.add(request.url.split("/")[2]))
+    try:
+        tab = context.new_page()
+        tab.goto(url)
+        accept = tab.get_by_role("button", name="Accept all", exact=True)
+        accept.wait_for()
+        tab.wait_for_timeout(400)  # past the entry animation
+        tab.screenshot(path=str(screenshots / f"banner-live-{scheme}.png"))
+        before = rows(live.database, "SELECT COUNT(*) FROM consent_records")[0][0]
+        accept.click()
+        stored = wait_for_rows(live.database, "SELECT consent_id FROM consent_records", before + 1)
+        assert len(stored) == before + 1
+        assert hosts <= {live.url.split("/")[2], fixture_site.origin.split("/")[2]}, hosts
+    finally:
+        context.close()
