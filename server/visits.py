@@ -71,16 +71,6 @@ class Visit:
     # Not stored: the time of the pageview that set exit_page, so a late hit cannot move it back.
     last_pageview: int = -1
 
-    @property
-    def bounced(self) -> bool:
-        return self.pageviews <= 1 and self.interactions == 0
-
-    @property
-    def duration(self) -> float:
-        """Seconds from first to last hit, or the time engaged when that is longer: a one-page
-        visit has no second hit, and only the engagement hit tells how long it lasted."""
-        return max(self.ended - self.started, self.engaged_ms / 1000)
-
 
 def _open(visit_id: int, e: Event, previous_started: int | None) -> Visit:
     return Visit(

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import uuid
 
 import httpx
 import pytest
 
 from .conftest import Zeef, pageview
+from .test_consent import record
 
 NOSNIFF = ("x-content-type-options", "nosniff")
 NO_REFERRER = ("referrer-policy", "no-referrer")
@@ -17,19 +17,7 @@ NOT_A_DOCUMENT = ("content-security-policy", "default-src 'none'; frame-ancestor
 
 
 def consent_record() -> str:
-    return json.dumps(
-        {
-            "site": "example.com",
-            "consent_id": str(uuid.uuid4()),
-            "action": "accept_all",
-            "choices": {"necessary": True, "analytics": True},
-            "revision": 1,
-            "language": "en",
-            "texts_hash": "ab" * 32,
-            "path": "/",
-            "gpc": False,
-        }
-    )
+    return json.dumps(record())
 
 
 # (method, path, body, status, whether the answer has a body the CSP is for)

@@ -74,13 +74,6 @@ JOIN consented_visitors AS c ON c.site_id = j.value ->> 0 AND c.visitor_id = j.v
 WHERE c.last_started IS NOT NULL
 """
 
-SET_LAST_STARTED = """
-INSERT INTO consented_visitors (site_id, visitor_id, first_seen, last_started)
-VALUES (:site_id, :visitor_id, :started, :started)
-ON CONFLICT (site_id, visitor_id) DO UPDATE
-SET last_started = MAX(COALESCE(last_started, 0), excluded.last_started)
-"""
-
 NEXT_VISIT_ID = "SELECT COALESCE(MAX(id), 0) + 1 FROM visits"
 
 # Absent texts bound as 0 and turned into NULL, as in INSERT_EVENT; no previous visit as -1.
@@ -122,12 +115,17 @@ JOIN events AS e
  AND (e.carried = 1 OR e.ts % 86400 >= 84600)
 """
 
-# A consented visitor's first hit; an earlier one wins when processes flush out of order, and
-# a later one writes nothing (no page is dirtied for a visitor already known).
+# A consented visitor's first hit and the start of their last visit, in one upsert: an earlier
+# first hit wins when processes flush out of order, and a row already up to date is not
+# written again (no page is dirtied for a visitor already known).
 ADD_CONSENTED_VISITOR = """
-INSERT INTO consented_visitors (site_id, visitor_id, first_seen) VALUES (?, ?, ?)
-ON CONFLICT (site_id, visitor_id) DO UPDATE SET first_seen = excluded.first_seen
+INSERT INTO consented_visitors (site_id, visitor_id, first_seen, last_started)
+VALUES (?, ?, ?, NULLIF(?, -1))
+ON CONFLICT (site_id, visitor_id) DO UPDATE
+SET first_seen = MIN(first_seen, excluded.first_seen),
+    last_started = NULLIF(MAX(COALESCE(last_started, -1), COALESCE(excluded.last_started, -1)), -1)
 WHERE excluded.first_seen < first_seen
+   OR COALESCE(excluded.last_started, -1) > COALESCE(last_started, -1)
 """
 
 # Whether any hit after :since was carried over from yesterday's hash (events_carried).
@@ -396,9 +394,9 @@ class SQLiteStorage:
         async def job(conn: aiosqlite.Connection) -> None:
             if events:
                 await self._continue_visits(conn, events)
-                await self._keep_visits(conn, events)
+                created = await self._keep_visits(conn, events)
                 await conn.executemany(INSERT_EVENT, [_event_row(event) for event in events])
-                await self._add_consented_visitors(conn, events)
+                await self._add_consented_visitors(conn, events, created)
             if drops:
                 rows = [
                     {"site_id": site_id, "day": day, "reason": reason, "count": count}
@@ -444,8 +442,11 @@ class SQLiteStorage:
                 event.carried = True
             last_seen[(event.site_id, event.visitor_id)] = event.ts
 
-    async def _keep_visits(self, conn: aiosqlite.Connection, events: Sequence[Event]) -> None:
-        """Open, extend and close the batch's visits; each event gets its visit_id."""
+    async def _keep_visits(
+        self, conn: aiosqlite.Connection, events: Sequence[Event]
+    ) -> list[Visit]:
+        """Open, extend and close the batch's visits; each event gets its visit_id. Returns
+        the visits opened."""
         keys = {(e.site_id, e.visitor_id) for e in events}
         async with conn.execute(OPEN_VISITS, {"keys": json.dumps(list(keys))}) as cursor:
             stored = [
@@ -467,13 +468,6 @@ class SQLiteStorage:
         created, changed = visits.assign(events, stored, int(row[0]), last_started)
         if created:
             await conn.executemany(INSERT_VISIT, [_visit_row(v) for v in created])
-            starts = [
-                {"site_id": v.site_id, "visitor_id": v.visitor_id, "started": v.started}
-                for v in created
-                if v.consented
-            ]
-            if starts:
-                await conn.executemany(SET_LAST_STARTED, starts)
         if changed:
             await conn.executemany(UPDATE_VISIT, [
                 (v.started, v.ended, v.entry_page, v.exit_page, v.pageviews, v.events,
@@ -485,16 +479,26 @@ class SQLiteStorage:
         if latest >= self._closed_at + CLOSE_EVERY:
             await conn.execute(CLOSE_VISITS, {"before": latest - visits.OPEN_FOR})
             self._closed_at = latest
+        return created
 
     async def _add_consented_visitors(
-        self, conn: aiosqlite.Connection, events: Sequence[Event]
+        self, conn: aiosqlite.Connection, events: Sequence[Event], created: Sequence[Visit]
     ) -> None:
         first_seen: dict[tuple[int, int], int] = {}
         for e in events:
             if e.consented and first_seen.get((e.site_id, e.visitor_id), e.ts) >= e.ts:
                 first_seen[(e.site_id, e.visitor_id)] = e.ts
+        # Their ID outlives the open window: the next visit reads when this one started.
+        last_started: dict[tuple[int, int], int] = {}
+        for v in created:
+            key = (v.site_id, v.visitor_id)
+            if key in first_seen:
+                last_started[key] = max(last_started.get(key, -1), v.started)
         if first_seen:
-            rows = [(site, visitor, ts) for (site, visitor), ts in first_seen.items()]
+            rows = [
+                (site, visitor, ts, last_started.get((site, visitor), -1))
+                for (site, visitor), ts in first_seen.items()
+            ]
             await conn.executemany(ADD_CONSENTED_VISITOR, rows)
 
     async def site_totals(self, query: Query) -> dict[str, float | None]:
