@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import sqlite3
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -190,3 +191,20 @@ def fixture_site():  # type: ignore[no-untyped-def]
     site = FixtureSite().start()
     yield site
     site.stop()
+
+
+def _database_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if "_connection_worker_thread" in t.name}
+
+
+@pytest.fixture(autouse=True)
+def no_connection_left_open() -> Iterator[None]:
+    """aiosqlite runs each connection on a thread that is not a daemon: one left open keeps
+    the interpreter from exiting, and CI waited 90 minutes on a run whose tests all passed.
+    Fail the test that leaves one, by name, instead."""
+    before = _database_threads()
+    yield
+    deadline = time.monotonic() + 2
+    while (left := _database_threads() - before) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not left, f"{len(left)} database connection(s) left open"

@@ -221,10 +221,16 @@ class SQLiteStorage:
     async def _connect(self) -> aiosqlite.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = await aiosqlite.connect(self.path, isolation_level=None)
-        await conn.execute("PRAGMA busy_timeout = 10000")
-        await conn.execute("PRAGMA journal_mode = WAL")
-        # NORMAL in WAL mode: a power cut may lose the last flush, never corrupt the file.
-        await conn.execute("PRAGMA synchronous = NORMAL")
+        try:
+            await conn.execute("PRAGMA busy_timeout = 10000")
+            await conn.execute("PRAGMA journal_mode = WAL")
+            # NORMAL in WAL mode: a power cut may lose the last flush, never corrupt the file.
+            await conn.execute("PRAGMA synchronous = NORMAL")
+        except BaseException:
+            # A file that is not a database fails here, after the connection's thread started:
+            # that thread is not a daemon, and left open it kept the process from exiting.
+            await conn.close()
+            raise
         return conn
 
     @contextlib.asynccontextmanager
