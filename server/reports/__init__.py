@@ -7,8 +7,8 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from .events import Site
-from .storage import Storage
+from ..events import Site
+from ..storage import Storage
 
 PERIODS = ("day", "7d", "30d", "all")
 
