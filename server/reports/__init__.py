@@ -1,54 +1,31 @@
-"""Reports: a Query (site, date range) and one function per report, over the Storage protocol."""
+"""The report engine: a Query in, figures out. The dashboard, the Stats API, the CLI and share
+links all read these functions, so their numbers never disagree (definitions: docs/metrics.md).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from ..events import Site
 from ..storage import Storage
+from . import metrics as metric
+from .filters import GOAL, PROPS, Filter, FilterError, GoalLike, dimension, is_event_dimension
+from .query import PERIODS, Query, QueryError
 
-PERIODS = ("day", "7d", "30d", "all")
-
-
-@dataclass(frozen=True)
-class Query:
-    site: Site
-    period: str
-    start: datetime  # inclusive, in the site's time zone
-    end: datetime  # exclusive
-
-    @classmethod
-    def for_period(cls, site: Site, period: str, now: datetime | None = None) -> Query:
-        """`day` is today so far, `7d` and `30d` end today, all in the site's time zone."""
-        if period not in PERIODS:
-            raise ValueError(f"period must be one of {', '.join(PERIODS)}")
-        zone = ZoneInfo(site.timezone)
-        local_now = (now or datetime.now(UTC)).astimezone(zone)
-        today = datetime.combine(local_now.date(), time(), tzinfo=zone)
-        end = today + timedelta(days=1)
-        if period == "all":
-            start = datetime.fromtimestamp(0, zone)
-        else:
-            days = {"day": 1, "7d": 7, "30d": 30}[period]
-            start = today - timedelta(days=days - 1)
-        return cls(site, period, start, end)
-
-    @property
-    def start_ts(self) -> int:
-        return int(self.start.timestamp())
-
-    @property
-    def end_ts(self) -> int:
-        return int(self.end.timestamp())
-
-    @property
-    def utc_days(self) -> tuple[str, str]:
-        """The first and last UTC day the range touches, as drops are counted by UTC day."""
-        last = self.end.astimezone(UTC) - timedelta(seconds=1)
-        return self.start.astimezone(UTC).date().isoformat(), last.date().isoformat()
+__all__ = [
+    "PERIODS",
+    "Filter",
+    "FilterError",
+    "Query",
+    "QueryError",
+    "aggregate",
+    "breakdown",
+    "drops",
+    "realtime_visitors",
+    "timeseries",
+    "totals",
+]
 
 
 async def totals(storage: Storage, query: Query) -> dict[str, Any]:
@@ -77,3 +54,225 @@ async def totals(storage: Storage, query: Query) -> dict[str, Any]:
 async def drops(storage: Storage, query: Query) -> dict[str, int]:
     """Events the sieve kept out, by reason. Drop days are UTC days."""
     return await storage.site_drops(query)
+
+
+# -- the engine ------------------------------------------------------------------------------
+
+
+async def aggregate(
+    storage: Storage, query: Query, metrics: Sequence[str], goals: Sequence[GoalLike] = ()
+) -> dict[str, Any]:
+    """{metric: value} for the whole period."""
+    names = metric.check(metrics)
+    row = await storage.report_totals(query, goals)
+    out = _derive(row)
+    if any(n in names for n in metric.NEEDS_GOAL):
+        out.update(await _conversions(storage, query, goals, out.get("visitors") or 0))
+    if "time_on_page" in names:
+        pages = _pages_filtered(query)
+        engaged = await storage.report_engagement(query, goals, pages) if pages else {}
+        seconds = sum(r["engaged_seconds"] or 0 for r in engaged.values())
+        out["time_on_page"] = seconds / out["visits"] if pages and out.get("visits") else None
+    if _pages_filtered(query) is not None or any(
+        f.dimension == "event:page" for f in query.filters
+    ):
+        # With a page filter, a bounce is judged on the visits that entered on that page.
+        entries = await storage.report_entries(query, goals, None)
+        visits = sum(r["visits"] for r in entries.values())
+        out["bounce_rate"] = (
+            sum(r["bounce_rate"] * r["visits"] for r in entries.values()) / visits
+            if visits
+            else None
+        )
+    return {name: metric.rounded(name, out.get(name)) for name in names}
+
+
+async def timeseries(
+    storage: Storage, query: Query, metrics: Sequence[str], goals: Sequence[GoalLike] = ()
+) -> list[dict[str, Any]]:
+    """One row a bucket (query.bucket), every bucket of the period, empty ones as zeros."""
+    names = metric.check(metrics)
+    for name in names:
+        if name in ("time_on_page", *metric.NEEDS_GOAL) and name != "conversion_rate":
+            raise metric.MetricError(f"{name} is not available in a time series")
+    if query.period == "all":
+        first = await storage.first_visit(query.site.id)
+        query = (
+            query.starting_at(first)
+            if first is not None
+            else query.starting_at(int(datetime.now().timestamp()))
+        )
+    query.check_buckets()
+    rows = {row["value"]: _derive(row) for row in await storage.report_series(query, goals)}
+    totals: dict[str, int] = {}
+    if "conversion_rate" in names:
+        unfiltered = _without_goal(query)
+        base = await storage.report_series(unfiltered, goals)
+        totals = {row["value"]: row["visitors"] or 0 for row in base}
+    out = []
+    for label in query.bucket_labels():
+        row = rows.get(label) or _derive({})
+        if "conversion_rate" in names:
+            total = totals.get(label, 0)
+            row["conversion_rate"] = 100.0 * (row.get("visitors") or 0) / total if total else 0.0
+        out.append({"date": label, **{n: metric.rounded(n, row.get(n)) for n in names}})
+    return out
+
+
+async def breakdown(
+    storage: Storage,
+    query: Query,
+    by: str,
+    metrics: Sequence[str],
+    goals: Sequence[GoalLike] = (),
+) -> list[dict[str, Any]]:
+    """Rows of {"value": ..., metric: ...} for each value of a dimension, most visitors first.
+    Callers page through them (the API's limit and page)."""
+    names = metric.check(metrics)
+    by = dimension(by)
+    if by == GOAL:
+        rows = await _goal_breakdown(storage, query, goals)
+    elif is_event_dimension(by):
+        rows = [_derive(r) for r in await storage.report_by_hit(query, goals, by)]
+        if by == "event:page":
+            await _page_extras(storage, query, goals, rows, names)
+    else:
+        rows = [_derive(r) for r in await storage.report_by_visit(query, goals, by)]
+        # Plausible leaves out visits with no value where none would mean "unknown".
+        rows = [r for r in rows if r["value"] is not None]
+    if any(n in names for n in metric.NEEDS_GOAL) and by != GOAL:
+        await _group_conversions(storage, query, goals, by, rows)
+    rows.sort(key=lambda r: (-(r.get("visitors") or 0), str(r["value"])))
+    return [{"value": r["value"], **{n: metric.rounded(n, r.get(n)) for n in names}} for r in rows]
+
+
+async def realtime_visitors(storage: Storage, query: Query, now: datetime) -> int:
+    """Visitors with a hit in the last 5 minutes."""
+    since = int(now.timestamp()) - 300
+    return await storage.realtime_visitors(query.site.id, since)
+
+
+def _derive(row: dict[str, Any]) -> dict[str, Any]:
+    out = dict(row)
+    for name in ("visitors", "visits", "pageviews", "events"):
+        out[name] = int(out.get(name) or 0)
+    out["views_per_visit"] = out["pageviews"] / out["visits"] if out["visits"] else 0.0
+    for name in ("bounce_rate", "visit_duration", "scroll_depth"):
+        out.setdefault(name, None)
+    if out["visits"] == 0:
+        out["bounce_rate"] = out["bounce_rate"] or 0
+        out["visit_duration"] = out["visit_duration"] or 0
+    return out
+
+
+def _pages_filtered(query: Query) -> list[str] | None:
+    """The pages of an `event:page is` filter, if the query has one."""
+    for f in query.filters:
+        if f.dimension == "event:page" and f.op == "is":
+            return list(f.values)
+    return None
+
+
+def _without_goal(query: Query) -> Query:
+    return Query(
+        query.site,
+        query.period,
+        query.start,
+        query.end,
+        tuple(
+            f for f in query.filters if f.dimension != GOAL and not f.dimension.startswith(PROPS)
+        ),
+        query.interval,
+    )
+
+
+async def _conversions(
+    storage: Storage, query: Query, goals: Sequence[GoalLike], visitors: int
+) -> dict[str, Any]:
+    goal_names = [
+        v for f in query.filters if f.dimension == GOAL and f.op == "is" for v in f.values
+    ]
+    if not goal_names:
+        raise metric.MetricError(
+            "conversion rate and revenue need a goal filter (event:goal==NAME)"
+        )
+    base = await storage.report_totals(_without_goal(query), goals)
+    total = int(base.get("visitors") or 0)
+    out: dict[str, Any] = {"conversion_rate": 100.0 * visitors / total if total else 0.0}
+    rows = await storage.report_goals(query, goals, goal_names)
+    currencies = {r["currency"] for r in rows if r["currency"]}
+    if len(currencies) == 1:
+        currency = currencies.pop()
+        revenue = sum(r["revenue"] or 0 for r in rows)
+        events = sum(r["events"] for r in rows if r["currency"])
+        out["total_revenue"] = {"value": round(revenue, 2), "currency": currency}
+        out["average_revenue"] = {
+            "value": round(revenue / events, 2) if events else 0.0,
+            "currency": currency,
+        }
+    return out
+
+
+async def _goal_breakdown(
+    storage: Storage, query: Query, goals: Sequence[GoalLike]
+) -> list[dict[str, Any]]:
+    base = await storage.report_totals(_without_goal(query), goals)
+    total = int(base.get("visitors") or 0)
+    rows = []
+    for r in await storage.report_goals(_without_goal(query), goals, None):
+        row = _derive({"value": r["value"], "visitors": r["visitors"], "events": r["events"]})
+        row["conversion_rate"] = 100.0 * (r["visitors"] or 0) / total if total else 0.0
+        if r["currency"]:
+            revenue = r["revenue"] or 0.0
+            row["total_revenue"] = {"value": round(revenue, 2), "currency": r["currency"]}
+            row["average_revenue"] = {
+                "value": round(revenue / r["events"], 2) if r["events"] else 0.0,
+                "currency": r["currency"],
+            }
+        if row["visitors"]:
+            rows.append(row)
+    return rows
+
+
+async def _group_conversions(
+    storage: Storage, query: Query, goals: Sequence[GoalLike], by: str, rows: list[dict[str, Any]]
+) -> None:
+    """Per row, converted visitors over the row's visitors without the goal filter."""
+    unfiltered = _without_goal(query)
+    if is_event_dimension(by):
+        base = await storage.report_by_hit(unfiltered, goals, by)
+    else:
+        base = await storage.report_by_visit(unfiltered, goals, by)
+    totals = {r["value"]: int(r["visitors"] or 0) for r in base}
+    for row in rows:
+        total = totals.get(row["value"], 0)
+        row["conversion_rate"] = 100.0 * row["visitors"] / total if total else 0.0
+
+
+async def _page_extras(
+    storage: Storage,
+    query: Query,
+    goals: Sequence[GoalLike],
+    rows: list[dict[str, Any]],
+    names: Sequence[str],
+) -> None:
+    """A page's bounce rate and visit duration are those of the visits that entered on it;
+    its scroll depth and time on page come from the engagement hits sent from it."""
+    pages = [r["value"] for r in rows]
+    if not pages:
+        return
+    if "bounce_rate" in names or "visit_duration" in names:
+        entries = await storage.report_entries(query, goals, pages)
+        for row in rows:
+            entry = entries.get(row["value"])
+            row["bounce_rate"] = entry["bounce_rate"] if entry else None
+            row["visit_duration"] = entry["visit_duration"] if entry else None
+    if "scroll_depth" in names or "time_on_page" in names:
+        engaged = await storage.report_engagement(query, goals, pages)
+        for row in rows:
+            e = engaged.get(row["value"])
+            row["scroll_depth"] = e["scroll_depth"] if e else None
+            seconds = e["engaged_seconds"] if e else None
+            row["time_on_page"] = (
+                seconds / row["visits"] if seconds is not None and row["visits"] else None
+            )

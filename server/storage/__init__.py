@@ -17,6 +17,7 @@ from .writer import WriterStatus
 
 if TYPE_CHECKING:
     from ..reports import Query
+    from ..reports.filters import GoalLike
 
 # (site_id, UTC day "YYYY-MM-DD", reason) -> count
 DropCounts = Mapping[tuple[int, str, str], int]
@@ -92,6 +93,56 @@ class EventStore(Protocol):
 
     async def site_drops(self, query: Query) -> dict[str, int]:
         """Events kept out in the query's range (whole UTC days), by reason."""
+        ...
+
+    # The report engine's reads (server/reports): each takes the Query with its filters and
+    # the site's goals, and answers rows of raw metrics that server/reports rounds and
+    # derives from. Rows carry `value` (the bucket or dimension value) where grouped.
+    async def report_totals(self, query: Query, goals: Sequence[GoalLike]) -> dict[str, Any]:
+        """visitors, visits, pageviews, events (pageviews and custom events), bounce_rate (%),
+        visit_duration (s), scroll_depth (%) of the whole range."""
+        ...
+
+    async def report_series(self, query: Query, goals: Sequence[GoalLike]) -> list[dict[str, Any]]:
+        """report_totals per bucket of query.bucket, `value` the bucket's label."""
+        ...
+
+    async def report_by_visit(
+        self, query: Query, goals: Sequence[GoalLike], dimension: str
+    ) -> list[dict[str, Any]]:
+        """report_totals per value of a visit dimension."""
+        ...
+
+    async def report_by_hit(
+        self, query: Query, goals: Sequence[GoalLike], dimension: str
+    ) -> list[dict[str, Any]]:
+        """visitors, visits, pageviews, events per value of an event dimension."""
+        ...
+
+    async def report_entries(
+        self, query: Query, goals: Sequence[GoalLike], pages: Sequence[str] | None
+    ) -> dict[str, dict[str, Any]]:
+        """Per entry page: visits, bounce_rate, visit_duration of the visits entering there."""
+        ...
+
+    async def report_engagement(
+        self, query: Query, goals: Sequence[GoalLike], pages: Sequence[str]
+    ) -> dict[str, dict[str, Any]]:
+        """Per page: scroll_depth (mean of each visit's deepest) and engaged_seconds."""
+        ...
+
+    async def report_goals(
+        self, query: Query, goals: Sequence[GoalLike], names: Sequence[str] | None
+    ) -> list[dict[str, Any]]:
+        """Per goal: value (its name), visitors, events, revenue, currency."""
+        ...
+
+    async def realtime_visitors(self, site_id: int, since: int) -> int:
+        """Visitors with a hit at or after `since`."""
+        ...
+
+    async def first_visit(self, site_id: int) -> int | None:
+        """When the site's first stored visit started: where `all` begins."""
         ...
 
 

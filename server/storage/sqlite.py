@@ -24,10 +24,12 @@ from .. import visits
 from ..events import ConsentRecord, Event, Site
 from ..visits import VISIT_GAP, Visit
 from . import DropCounts, SiteExists
+from . import sqlite_reports as reports_sql
 from .writer import Writer, WriterStatus
 
 if TYPE_CHECKING:
     from ..reports import Query
+    from ..reports.filters import GoalLike
 
 MIGRATIONS = "migrations/sqlite"
 # How often the writer closes visits that can take no more hits (data time, seconds).
@@ -237,6 +239,9 @@ class SQLiteStorage:
     async def _read(self) -> AsyncIterator[aiosqlite.Connection]:
         if self._idle.empty() and len(self._readers) < self._max_readers:
             conn = await self._connect()
+            await conn.execute("PRAGMA query_only = 1")
+            for name, arity, function in reports_sql.FUNCTIONS:
+                await conn.create_function(name, arity, function, deterministic=True)
             self._readers.append(conn)
         else:
             conn = await self._idle.get()
@@ -514,6 +519,59 @@ class SQLiteStorage:
             assert row is not None
             names = [column[0] for column in cursor.description]
         return dict(zip(names, row, strict=True))
+
+    # -- the report engine's reads (server/storage/sqlite_reports.py) --------------------------
+
+    async def report_totals(self, query: Query, goals: Sequence[GoalLike]) -> dict[str, Any]:
+        async with self._read() as conn:
+            return await reports_sql.aggregate(conn, query, goals)
+
+    async def report_series(self, query: Query, goals: Sequence[GoalLike]) -> list[dict[str, Any]]:
+        visits, hits = (
+            reports_sql.bucket_sql(query, "v.started"),
+            reports_sql.bucket_sql(query, "e.ts"),
+        )
+        async with self._read() as conn:
+            return await reports_sql.grouped(conn, query, goals, visits, hits)
+
+    async def report_by_visit(
+        self, query: Query, goals: Sequence[GoalLike], dimension: str
+    ) -> list[dict[str, Any]]:
+        column = reports_sql.VISIT_SQL[dimension]
+        async with self._read() as conn:
+            return await reports_sql.grouped(conn, query, goals, column, column)
+
+    async def report_by_hit(
+        self, query: Query, goals: Sequence[GoalLike], dimension: str
+    ) -> list[dict[str, Any]]:
+        async with self._read() as conn:
+            return await reports_sql.hits_by(conn, query, goals, dimension)
+
+    async def report_entries(
+        self, query: Query, goals: Sequence[GoalLike], pages: Sequence[str] | None
+    ) -> dict[str, dict[str, Any]]:
+        async with self._read() as conn:
+            return await reports_sql.entry_bounces(conn, query, goals, pages)
+
+    async def report_engagement(
+        self, query: Query, goals: Sequence[GoalLike], pages: Sequence[str]
+    ) -> dict[str, dict[str, Any]]:
+        async with self._read() as conn:
+            return await reports_sql.page_engagement(conn, query, goals, pages)
+
+    async def report_goals(
+        self, query: Query, goals: Sequence[GoalLike], names: Sequence[str] | None
+    ) -> list[dict[str, Any]]:
+        async with self._read() as conn:
+            return await reports_sql.goal_rows(conn, query, goals, names)
+
+    async def realtime_visitors(self, site_id: int, since: int) -> int:
+        async with self._read() as conn:
+            return await reports_sql.realtime_visitors(conn, site_id, since)
+
+    async def first_visit(self, site_id: int) -> int | None:
+        async with self._read() as conn:
+            return await reports_sql.first_visit(conn, site_id)
 
     async def site_drops(self, query: Query) -> dict[str, int]:
         start_day, end_day = query.utc_days
