@@ -8,9 +8,8 @@ import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
-from typing import Any
 
-from . import consent_cli, keys, reports, sites
+from . import consent_cli, keys, reports, sites, stats_cli
 from .config import ConfigError, Settings, load_settings
 from .events import DropReason
 from .storage import NoDatabase, SiteExists, Storage, open_storage
@@ -63,15 +62,13 @@ def _parser() -> argparse.ArgumentParser:
 
     consent_cli.add_commands(commands, _with_storage)
 
-    stats = commands.add_parser("stats", help="headline figures for a site")
-    stats.add_argument("domain")
-    stats.add_argument("--period", choices=reports.PERIODS, default="30d")
-    stats.add_argument("--json", action="store_true")
-    stats.set_defaults(run=_with_storage(_stats))
+    stats_cli.add_command(commands, _with_storage)
 
     drops = commands.add_parser("drops", help="events not stored for a site, by reason")
     drops.add_argument("domain")
-    drops.add_argument("--period", choices=reports.PERIODS, default="30d")
+    drops.add_argument(
+        "--period", choices=[p for p in reports.PERIODS if p != "custom"], default="30d"
+    )
     drops.add_argument("--json", action="store_true")
     drops.set_defaults(run=_with_storage(_drops))
 
@@ -182,16 +179,6 @@ async def _site_list(storage: Storage, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _stats(storage: Storage, args: argparse.Namespace) -> int:
-    site = await sites.get_site(storage, args.domain)
-    figures = await reports.totals(storage, reports.Query.for_period(site, args.period))
-    if args.json:
-        print(json.dumps(figures))
-    else:
-        _print_table(figures)
-    return 0
-
-
 async def _drops(storage: Storage, args: argparse.Namespace) -> int:
     site = await sites.get_site(storage, args.domain)
     query = reports.Query.for_period(site, args.period)
@@ -249,22 +236,6 @@ def _key_rotate(settings: Settings, args: argparse.Namespace) -> int:
         return 0
 
     return _with_storage(rotate)(settings, args)
-
-
-def _print_table(figures: dict[str, Any]) -> None:
-    print(f"{figures['site']}  {figures['from']} .. {figures['to']}")
-    labels = {
-        "visitors": "Unique visitors",
-        "visits": "Visits",
-        "pageviews": "Pageviews",
-        "events": "Custom events",
-        "bounce_rate": "Bounce rate (%)",
-        "visit_duration": "Visit duration (s)",
-        "scroll_depth": "Scroll depth (%)",
-    }
-    for key, label in labels.items():
-        value = figures[key]
-        print(f"  {label:<20} {'-' if value is None else value}")
 
 
 if __name__ == "__main__":

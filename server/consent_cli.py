@@ -64,7 +64,9 @@ def add_commands(commands: argparse._SubParsersAction, with_storage) -> None:  #
 
     rates = sub.add_parser("rates", help="decisions and acceptance per day")
     rates.add_argument("domain")
-    rates.add_argument("--period", choices=reports.PERIODS, default="30d")
+    rates.add_argument(
+        "--period", choices=[p for p in reports.PERIODS if p != "custom"], default="30d"
+    )
     rates.add_argument("--json", action="store_true")
     rates.set_defaults(run=with_storage(_rates))
 

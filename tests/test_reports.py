@@ -5,6 +5,7 @@ Backend-neutral: nothing here reads a table, so the ClickHouse backend runs the 
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 from typing import Any
 
@@ -277,3 +278,34 @@ def test_bad_filters_are_refused_with_a_reason(text: str) -> None:
 )  # fmt: skip
 def test_wildcards(pattern: str, value: str, hit: bool) -> None:
     assert Filter("event:page", "matches", (pattern,)).accepts(value) is hit
+
+
+async def test_zeef_stats_reads_the_same_engine(shop: Zeef, tmp_path: Any) -> None:
+    from .test_cli import zeef as cli
+
+    day = ("--from", "2026-03-14", "--to", "2026-03-14")
+    folder = shop.settings.database.parent
+    plain = json.loads(cli(folder, "stats", "example.com", *day, "--json").stdout)
+    # The keys scripts read are kept; `events` here is custom events only, as it always was.
+    assert {k: plain[k] for k in ("visitors", "visits", "pageviews", "events")} == {
+        "visitors": 3, "visits": 4, "pageviews": 5, "events": 1}  # fmt: skip
+    filtered = cli(folder, "stats", "example.com", *day, "--filter", "event:page==/pricing",
+                   "--json")  # fmt: skip
+    got = json.loads(filtered.stdout)
+    assert (got["visitors"], got["bounce_rate"], got["filters"]) == (
+        2, 100, ["event:page==/pricing"])  # fmt: skip
+    broken = cli(folder, "stats", "example.com", *day, "--breakdown", "event:page",
+                 "--metrics", "visitors,pageviews", "--json")  # fmt: skip
+    assert json.loads(broken.stdout)["results"][0] == {"value": "/", "visitors": 2, "pageviews": 2}
+    table = cli(folder, "stats", "example.com", *day, "--breakdown", "visit:browser")
+    assert "Mobile Safari" in table.stdout and table.returncode == 0
+    compared = cli(folder, "stats", "example.com", *day, "--compare", "previous_period",
+                   "--metrics", "visitors", "--json")  # fmt: skip
+    got = json.loads(compared.stdout)
+    assert (got["visitors"], got["comparison"]["visitors"], got["change"]["visitors"]) == (
+        3,
+        0,
+        100,
+    )
+    bad = cli(folder, "stats", "example.com", "--filter", "visit:planet==Mars")
+    assert bad.returncode == 1 and "unknown dimension" in bad.stderr
