@@ -309,3 +309,17 @@ async def test_zeef_stats_reads_the_same_engine(shop: Zeef, tmp_path: Any) -> No
     )
     bad = cli(folder, "stats", "example.com", "--filter", "visit:planet==Mars")
     assert bad.returncode == 1 and "unknown dimension" in bad.stderr
+
+
+async def test_sources_and_channels(shop: Zeef, clock: Clock) -> None:
+    storage = shop.app.state.storage
+    query = Query.for_period(await site(shop), "day", clock())
+    sources = await reports.breakdown(storage, query, "visit:source", ["visitors", "visits"])
+    assert sources == [
+        {"value": "Direct / None", "visitors": 2, "visits": 3},
+        {"value": "Google", "visitors": 1, "visits": 1},
+    ]
+    channels = await reports.breakdown(storage, query, "visit:channel", ["visits"])
+    assert channels == [{"value": "Direct", "visits": 3}, {"value": "Organic Search", "visits": 1}]
+    google = query.with_filters(Filter("visit:source", "is", ("Google",)))
+    assert (await reports.aggregate(storage, google, ["visitors"])) == {"visitors": 1}

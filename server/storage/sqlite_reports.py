@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from ..reports import sources
 from ..reports.filters import (
     GOAL,
     PROPS,
@@ -77,8 +78,6 @@ HIT_METRICS = """
 
 
 def _source(referrer_host: str | None, utm_source: str | None) -> str:
-    from ..reports import sources
-
     return sources.source(referrer_host, utm_source) or DIRECT
 
 
@@ -96,8 +95,6 @@ def _match(pattern: str, value: str | None) -> bool:
 def _channel(
     host: str | None, utm_source: str | None, utm_medium: str | None, utm_campaign: str | None
 ) -> str:
-    from ..reports import sources
-
     return sources.channel(host, utm_source, utm_medium, utm_campaign)
 
 
