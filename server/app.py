@@ -14,6 +14,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from . import assets
+from .apikeys import Keys, RateLimiter
 from .buffer import EventBuffer
 from .collector import Clock, Collector
 from .config import Settings, load_settings
@@ -23,6 +24,7 @@ from .keys import load_keys
 from .logs import AccessLogMiddleware, client_gone
 from .privacy import Addresses, Salts
 from .sites import SiteRegistry
+from .stats_api import StatsAPI, utc_now
 from .storage import open_storage
 
 # A write job running this long is waiting on a lock past busy_timeout (10 s) or on a disk
@@ -51,6 +53,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     )
 
     consent = ConsentEndpoints(storage, sites, clock)
+    keys = Keys(storage, RateLimiter(settings.api_rate_limit))
+    stats_api = StatsAPI(storage, keys.authorise, clock or utc_now)
 
     async def healthz(request: Request) -> JSONResponse:
         # Read from memory, never through the database: a check that takes the write lock
@@ -103,6 +107,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             Route("/tracker.js", assets.serve(assets.load("tracker.js"))),
             Route("/tracker-auto.js", assets.serve(assets.load("tracker-auto.js"))),
             *consent_routes(consent),
+            *stats_api.routes(),
         ],
         middleware=[Middleware(AccessLogMiddleware, settings=settings)],
         exception_handlers={ClientDisconnect: client_gone},

@@ -39,6 +39,8 @@ class Settings:
     buffer_max_bytes: int = 64 * 1024 * 1024
     access_log: bool = True
     log_level: str = "info"
+    # Stats API requests a key may make in an hour, as Plausible's default.
+    api_rate_limit: int = 600
 
 
 # Each setting: (environment variable, toml key, parser).
@@ -97,6 +99,7 @@ _FIELDS: dict[str, tuple[str, Any]] = {
     "buffer_max_bytes": ("ZEEF_BUFFER_MAX_BYTES", _parse_positive),
     "access_log": ("ZEEF_ACCESS_LOG", _parse_bool),
     "log_level": ("ZEEF_LOG_LEVEL", _parse_level),
+    "api_rate_limit": ("ZEEF_API_RATE_LIMIT", _parse_positive),
 }
 
 

@@ -143,6 +143,31 @@ def pageview(url: str = "https://example.com/", **extra: Any) -> dict[str, Any]:
     return {"n": "pageview", "u": url, "d": "example.com", "r": None, **extra}
 
 
+A, B, C = "81.2.69.142", "81.2.69.143", "81.2.69.144"
+
+
+@pytest.fixture
+async def shop(zeef: Zeef, clock: Clock) -> Zeef:
+    """Saturday 14 March 2026, UTC. Three visitors, four visits:
+    A (Chrome)  10:00 /  10:05 /pricing  10:10 Signup on /pricing   one visit, 600 s
+    B (Firefox) 10:00 /pricing, from Google                          a bounce
+    C (iPhone)  10:00 /, then 11:00 /blog/a (60 minutes later)       two visits, two bounces
+    """
+    start = clock.now
+    await zeef.send(pageview(), ip=A)
+    await zeef.send(pageview("https://example.com/pricing", r="https://www.google.com/"),
+                    ip=B, ua=FIREFOX)  # fmt: skip
+    await zeef.send(pageview(), ip=C, ua=IPHONE)
+    clock.advance(minutes=5)
+    await zeef.send(pageview("https://example.com/pricing"), ip=A)
+    clock.advance(minutes=5)
+    await zeef.send({"n": "Signup", "u": "https://example.com/pricing", "d": "example.com"}, ip=A)
+    clock.now = start + timedelta(hours=1)
+    await zeef.send(pageview("https://example.com/blog/a"), ip=C, ua=IPHONE)
+    await zeef.flush()
+    return zeef
+
+
 # -- browser tests: real Chromium (Debian's package) through Playwright -------------------------
 
 CHROMIUM = "/usr/bin/chromium"

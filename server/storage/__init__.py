@@ -79,6 +79,26 @@ class MetadataStore(Protocol):
         """Per UTC day: decisions, and how many accepted each category."""
         ...
 
+    async def create_api_key(
+        self, owner: str, label: str | None, prefix: str, key_hash: bytes, created_at: int
+    ) -> int:
+        """Store a Stats API key's hash; its id."""
+        ...
+
+    async def api_keys(self, owner: str) -> list[dict[str, Any]]:
+        """An owner's keys, revoked ones too: id, owner, label, prefix and times, no hash."""
+        ...
+
+    async def api_key_by_hash(self, key_hash: bytes) -> dict[str, Any] | None:
+        """The key with that hash, unless revoked."""
+        ...
+
+    async def revoke_api_key(self, key_id: int, at: int) -> bool:
+        """Whether a key that was live is revoked now."""
+        ...
+
+    async def touch_api_key(self, key_id: int, at: int) -> None: ...
+
 
 class EventStore(Protocol):
     async def write_batch(self, events: Sequence[Event], drops: DropCounts) -> None:

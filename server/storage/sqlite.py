@@ -208,6 +208,26 @@ WHERE site_id = :site_id AND started >= :start AND started < :end
 """
 
 
+INSERT_API_KEY = """
+INSERT INTO api_keys (owner, label, prefix, key_hash, created_at)
+VALUES (:owner, :label, :prefix, :key_hash, :created_at)
+"""
+
+API_KEYS = """
+SELECT id, owner, label, prefix, created_at, last_used_at, revoked_at FROM api_keys
+WHERE owner = :owner ORDER BY id
+"""
+
+API_KEY_BY_HASH = """
+SELECT id, owner, label, prefix, created_at, last_used_at, revoked_at FROM api_keys
+WHERE key_hash = :key_hash AND revoked_at IS NULL
+"""
+
+REVOKE_API_KEY = "UPDATE api_keys SET revoked_at = :at WHERE id = :id AND revoked_at IS NULL"
+
+TOUCH_API_KEY = "UPDATE api_keys SET last_used_at = :at WHERE id = :id"
+
+
 class SQLiteStorage:
     def __init__(self, path: Path, readers: int = 4) -> None:
         self.path = path
@@ -519,6 +539,38 @@ class SQLiteStorage:
             assert row is not None
             names = [column[0] for column in cursor.description]
         return dict(zip(names, row, strict=True))
+
+    # -- Stats API keys ----------------------------------------------------------------------
+
+    async def create_api_key(
+        self, owner: str, label: str | None, prefix: str, key_hash: bytes, created_at: int
+    ) -> int:
+        params = {"owner": owner, "label": label, "prefix": prefix, "key_hash": key_hash,
+                  "created_at": created_at}  # fmt: skip
+
+        async def job(conn: aiosqlite.Connection) -> int:
+            cursor = await conn.execute(INSERT_API_KEY, params)
+            return int(cursor.lastrowid or 0)
+
+        return await self.writer.run(job)
+
+    async def api_keys(self, owner: str) -> list[dict[str, Any]]:
+        return await self._rows(API_KEYS, {"owner": owner})
+
+    async def api_key_by_hash(self, key_hash: bytes) -> dict[str, Any] | None:
+        rows = await self._rows(API_KEY_BY_HASH, {"key_hash": key_hash})
+        return rows[0] if rows else None
+
+    async def revoke_api_key(self, key_id: int, at: int) -> bool:
+        return await self._execute(REVOKE_API_KEY, {"id": key_id, "at": at}) > 0
+
+    async def touch_api_key(self, key_id: int, at: int) -> None:
+        await self._execute(TOUCH_API_KEY, {"id": key_id, "at": at})
+
+    async def _rows(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        async with self._read() as conn, conn.execute(sql, params) as cursor:
+            names = [column[0] for column in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in await cursor.fetchall()]
 
     # -- the report engine's reads (server/storage/sqlite_reports.py) --------------------------
 

@@ -1,0 +1,64 @@
+"""`zeef apikey create|list|revoke`: keys for the Stats API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import UTC, datetime
+
+from . import apikeys
+from .storage import Storage
+
+
+def add_commands(commands: argparse._SubParsersAction, with_storage) -> None:  # type: ignore[type-arg, no-untyped-def]
+    group = commands.add_parser("apikey", help="keys for the Stats API")
+    sub = group.add_subparsers(title="apikey commands")
+    create = sub.add_parser("create", help="make a key; it is printed once, as the last line")
+    create.add_argument("email", help="who the key is for")
+    create.add_argument("--label", help="what it is for, shown in listings")
+    create.set_defaults(run=with_storage(_create))
+    listing = sub.add_parser("list", help="an owner's keys (never the keys themselves)")
+    listing.add_argument("email")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(run=with_storage(_list))
+    revoke = sub.add_parser("revoke", help="stop a key working, at once")
+    revoke.add_argument("id", type=int)
+    revoke.set_defaults(run=with_storage(_revoke))
+
+
+async def _create(storage: Storage, args: argparse.Namespace) -> int:
+    key = apikeys.generate()
+    key_id = await storage.create_api_key(
+        args.email, args.label, apikeys.shown_prefix(key), apikeys.digest(key), int(time.time())
+    )
+    print(f"API key {key_id} for {args.email}. It is shown only now: store it safely.")
+    print("Send it as `Authorization: Bearer KEY` to /api/v1/stats/... .")
+    print(key)
+    return 0
+
+
+async def _list(storage: Storage, args: argparse.Namespace) -> int:
+    keys = await storage.api_keys(args.email)
+    if args.json:
+        print(json.dumps(keys))
+        return 0
+    for k in keys:
+        state = "revoked " + _day(k["revoked_at"]) if k["revoked_at"] else "live"
+        used = _day(k["last_used_at"]) if k["last_used_at"] else "never used"
+        print(f"{k['id']}\t{k['prefix']}...\t{k['label'] or '-'}\tcreated {_day(k['created_at'])}"
+              f"\t{used}\t{state}")  # fmt: skip
+    return 0
+
+
+async def _revoke(storage: Storage, args: argparse.Namespace) -> int:
+    if not await storage.revoke_api_key(args.id, int(time.time())):
+        print(f"zeef: no live API key with id {args.id}", file=sys.stderr)
+        return 1
+    print(f"Revoked API key {args.id}; requests with it are refused from now on.")
+    return 0
+
+
+def _day(ts: int) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
