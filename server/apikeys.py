@@ -8,20 +8,45 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from .storage import Storage
+from .storage import MetadataStore
 
 PREFIX = "zeef_"
 log = logging.getLogger("zeef.api")
-# last_used_at is written at most this often per key: reads should not each cost a write.
+# last_used_at is written at most this often per key: a read should not each time cost a
+# write transaction, which waits behind the flush of an event batch.
 TOUCH_EVERY = 60
+HOUR = 3600
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+
+MISSING = "No API key: send one as `Authorization: Bearer KEY` (make it with `zeef apikey create`)"
+INVALID = "This API key is not valid: it is unknown or was revoked"
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A stored key, as listings and routes see it: never the key, never its hash."""
+
+    id: int
+    owner: str
+    label: str | None
+    prefix: str
+    created_at: int
+    last_used_at: int | None
+    revoked_at: int | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> ApiKey:
+        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
 
 
 def generate() -> str:
@@ -30,18 +55,34 @@ def generate() -> str:
 
 
 def digest(key: str) -> bytes:
+    """SHA-256, not a slow password hash: a key holds 256 random bits, so no guess list or
+    brute force gets near it however fast the hash, and a lookup stays one index probe."""
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
 
 
 def shown_prefix(key: str) -> str:
-    """What listings show of a key: enough to tell keys apart, useless to an attacker."""
+    """What listings show of a key: enough to tell keys apart, useless to an attacker
+    (6 characters are 36 of the 256 bits)."""
     return key[: len(PREFIX) + 6]
+
+
+def owner(text: str) -> str:
+    """The owner as stored and looked up: an email, in lower case, so `list Ops@Example.com`
+    finds the keys made for ops@example.com. The accounts issue turns it into a user."""
+    email = text.strip().lower()
+    if not _EMAIL.fullmatch(email):
+        raise ValueError(f"the owner of an API key is an email address, not {text!r}")
+    return email
 
 
 @dataclass
 class RateLimiter:
-    """A fixed window of an hour per key. NOTE: counts live in each server process, so with
-    `--workers N` a key may make up to N times the limit; one process is the default."""
+    """A fixed window of an hour per key, as Plausible's (600 requests by default).
+
+    Its clock is this module's "now" (wall time, seconds). NOTE: counts live in each server
+    process, so with `--workers N` a key may make up to N times the limit; one process is the
+    default.
+    """
 
     limit: int
     clock: Callable[[], float] = time.time
@@ -50,47 +91,64 @@ class RateLimiter:
     def allow(self, key_id: int) -> int | None:
         """None when this request may go on; else the seconds until the window resets."""
         now = int(self.clock())
-        hour = now - now % 3600
+        hour = now - now % HOUR
         start, count = self.windows.get(key_id, (hour, 0))
         if start != hour:
             start, count = hour, 0
         if count >= self.limit:
-            return start + 3600 - now
+            return start + HOUR - now
         self.windows[key_id] = (start, count + 1)
         return None
 
 
-class Keys:
-    """The one check every Stats API route makes before it reads anything."""
+async def api_key_for(
+    request: Request, storage: MetadataStore, limiter: RateLimiter
+) -> ApiKey | JSONResponse:
+    """The key a Stats API request carries, or the answer to send instead: 401 without a key
+    or with one that is unknown or revoked (one answer for both), 429 with Retry-After past the
+    key's hourly limit. Read from the database each time, so a revoke holds at once in every
+    process. The key itself is never logged."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    secret = value.strip()
+    if scheme.lower() != "bearer" or not secret:
+        return _refuse(MISSING, 401)
+    row = await storage.api_key_by_hash(digest(secret))
+    if row is None:
+        log.info("Stats API request refused: unknown or revoked key")
+        return _refuse(INVALID, 401)
+    key = ApiKey.from_row(row)
+    wait = limiter.allow(key.id)
+    if wait is not None:
+        response = _refuse(f"Too many requests: a key may make {limiter.limit} an hour", 429)
+        response.headers["Retry-After"] = str(wait)
+        return response
+    now = int(limiter.clock())
+    # Decided from the row just read, so it holds across processes without memory of its own.
+    if key.last_used_at is None or now - key.last_used_at >= TOUCH_EVERY:
+        try:
+            await storage.touch_api_key(key.id, now)
+        except Exception:
+            # A bookkeeping write that fails (a full disk) must not refuse a read.
+            log.warning("could not record the last use of API key %d", key.id, exc_info=True)
+    return key
 
-    def __init__(self, storage: Storage, limiter: RateLimiter) -> None:
+
+class Keys:
+    """api_key_for in the shape the Stats API routes take (stats_api.Authorise): None when the
+    request may go on, with its key in `request.state.api_key`, or the answer to send."""
+
+    def __init__(self, storage: MetadataStore, limiter: RateLimiter) -> None:
         self.storage = storage
         self.limiter = limiter
-        self.touched: dict[int, int] = {}
 
     async def authorise(self, request: Request) -> Response | None:
-        header = request.headers.get("authorization", "")
-        scheme, _, key = header.partition(" ")
-        if scheme.lower() != "bearer" or not key.strip():
-            return _refuse("Missing API key: send it as `Authorization: Bearer KEY`", 401)
-        found = await self.storage.api_key_by_hash(digest(key.strip()))
-        if found is None:
-            log.info("stats API request with an unknown or revoked key refused")
-            return _refuse("Invalid API key: it does not exist or was revoked", 401)
-        wait = self.limiter.allow(found["id"])
-        if wait is not None:
-            response = _refuse(
-                f"Too many requests: this key may make {self.limiter.limit} an hour", 429
-            )
-            response.headers["Retry-After"] = str(wait)
-            return response
-        now = int(self.limiter.clock())
-        if now - self.touched.get(found["id"], 0) >= TOUCH_EVERY:
-            self.touched[found["id"]] = now
-            await self.storage.touch_api_key(found["id"], now)
+        found = await api_key_for(request, self.storage, self.limiter)
+        if isinstance(found, Response):
+            return found
         request.state.api_key = found
         return None
 
 
 def _refuse(message: str, status: int) -> JSONResponse:
+    # Plausible's error shape, so its client libraries show the message.
     return JSONResponse({"error": message}, status_code=status)

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import asdict
 from datetime import UTC, datetime
 
 from . import apikeys
@@ -29,25 +30,30 @@ def add_commands(commands: argparse._SubParsersAction, with_storage) -> None:  #
 
 
 async def _create(storage: Storage, args: argparse.Namespace) -> int:
+    owner = apikeys.owner(args.email)
+    label = args.label.strip() if args.label and args.label.strip() else None
     key = apikeys.generate()
     key_id = await storage.create_api_key(
-        args.email, args.label, apikeys.shown_prefix(key), apikeys.digest(key), int(time.time())
+        owner, label, apikeys.shown_prefix(key), apikeys.digest(key), int(time.time())
     )
-    print(f"API key {key_id} for {args.email}. It is shown only now: store it safely.")
-    print("Send it as `Authorization: Bearer KEY` to /api/v1/stats/... .")
+    print(f"API key {key_id} for {owner}. It is shown only now and cannot be shown again:")
+    print("store it safely, and send it as `Authorization: Bearer KEY` to /api/v1/stats/...")
     print(key)
     return 0
 
 
 async def _list(storage: Storage, args: argparse.Namespace) -> int:
-    keys = await storage.api_keys(args.email)
+    owner = apikeys.owner(args.email)
+    keys = [apikeys.ApiKey.from_row(row) for row in await storage.api_keys(owner)]
     if args.json:
-        print(json.dumps(keys))
+        print(json.dumps([asdict(k) for k in keys]))
         return 0
+    if not keys:
+        print(f"no API keys for {owner}", file=sys.stderr)
     for k in keys:
-        state = "revoked " + _day(k["revoked_at"]) if k["revoked_at"] else "live"
-        used = _day(k["last_used_at"]) if k["last_used_at"] else "never used"
-        print(f"{k['id']}\t{k['prefix']}...\t{k['label'] or '-'}\tcreated {_day(k['created_at'])}"
+        state = "revoked " + _day(k.revoked_at) if k.revoked_at else "live"
+        used = "last used " + _day(k.last_used_at) if k.last_used_at else "never used"
+        print(f"{k.id}\t{k.prefix}...\t{k.label or '-'}\tcreated {_day(k.created_at)}"
               f"\t{used}\t{state}")  # fmt: skip
     return 0
 

@@ -97,7 +97,9 @@ class MetadataStore(Protocol):
         """Whether a key that was live is revoked now."""
         ...
 
-    async def touch_api_key(self, key_id: int, at: int) -> None: ...
+    async def touch_api_key(self, key_id: int, at: int) -> None:
+        """Record a use; callers write it at most once a minute a key (apikeys.TOUCH_EVERY)."""
+        ...
 
 
 class EventStore(Protocol):

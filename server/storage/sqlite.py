@@ -225,7 +225,11 @@ WHERE key_hash = :key_hash AND revoked_at IS NULL
 
 REVOKE_API_KEY = "UPDATE api_keys SET revoked_at = :at WHERE id = :id AND revoked_at IS NULL"
 
-TOUCH_API_KEY = "UPDATE api_keys SET last_used_at = :at WHERE id = :id"
+# Never backwards: two requests that read the same stale time may write in either order.
+TOUCH_API_KEY = """
+UPDATE api_keys SET last_used_at = :at
+WHERE id = :id AND (last_used_at IS NULL OR last_used_at < :at)
+"""
 
 
 class SQLiteStorage:
