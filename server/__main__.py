@@ -9,7 +9,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 
-from . import apikeys_cli, consent_cli, keys, reports, sites, stats_cli
+from . import apikeys_cli, consent_cli, goals_cli, keys, reports, sites, stats_cli
 from .config import ConfigError, Settings, load_settings
 from .events import DropReason
 from .storage import NoDatabase, SiteExists, Storage, open_storage
@@ -62,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
 
     consent_cli.add_commands(commands, _with_storage)
     apikeys_cli.add_commands(commands, _with_storage)
+    goals_cli.add_commands(commands, _with_storage)
 
     stats_cli.add_command(commands, _with_storage)
 

@@ -16,6 +16,7 @@ from ..events import ConsentRecord, Event, Site
 from .writer import WriterStatus
 
 if TYPE_CHECKING:
+    from ..goals import Goal
     from ..reports import Query
     from ..reports.filters import GoalLike
 
@@ -25,6 +26,10 @@ DropCounts = Mapping[tuple[int, str, str], int]
 
 class SiteExists(ValueError):
     """A site with that domain is already registered."""
+
+
+class GoalExists(ValueError):
+    """The site has a goal of that name already, or one for the same event or page."""
 
 
 class NoDatabase(FileNotFoundError):
@@ -53,6 +58,19 @@ class MetadataStore(Protocol):
     async def add_site(self, domain: str, timezone: str, created_at: int) -> Site: ...
 
     async def sites(self) -> list[Site]: ...
+
+    async def add_goal(self, goal: Goal) -> Goal:
+        """Store a checked goal (server/goals.new_goal); the stored one, with its id.
+        GoalExists when the site has one of that name, event or page pattern."""
+        ...
+
+    async def goals(self, site_id: int) -> list[Goal]:
+        """The site's goals, oldest first."""
+        ...
+
+    async def remove_goal(self, site_id: int, display_name: str) -> bool:
+        """Delete the site's goal of that name; False when there is none."""
+        ...
 
     async def settings_version(self) -> int:
         """A number that changes with every write to sites or their settings, from any process:

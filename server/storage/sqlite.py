@@ -13,7 +13,7 @@ import contextlib
 import json
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,8 +22,9 @@ import aiosqlite
 
 from .. import visits
 from ..events import ConsentRecord, Event, Site
+from ..goals import Goal
 from ..visits import VISIT_GAP, Visit
-from . import DropCounts, SiteExists
+from . import DropCounts, GoalExists, SiteExists
 from . import sqlite_reports as reports_sql
 from .writer import Writer, WriterStatus
 
@@ -139,6 +140,18 @@ SELECT s.id, s.domain, s.timezone, s.created_at, s.honour_dnt,
 FROM sites AS s LEFT JOIN consent_configs AS c ON c.site_id = s.id
 ORDER BY s.domain
 """
+
+INSERT_GOAL = """
+INSERT INTO goals (site_id, kind, event_name, page_path, display_name, currency, created_at)
+VALUES (:site_id, :kind, :event_name, :page_path, :display_name, :currency, :created_at)
+"""
+
+GOALS = """
+SELECT site_id, kind, display_name, event_name, page_path, currency, created_at, id
+FROM goals WHERE site_id = :site_id ORDER BY id
+"""
+
+REMOVE_GOAL = "DELETE FROM goals WHERE site_id = :site_id AND display_name = :display_name"
 
 INSERT_CONSENT_RECORD = """
 INSERT INTO consent_records (
@@ -359,6 +372,29 @@ class SQLiteStorage:
                 Site(row[0], row[1], row[2], row[3], bool(row[4]), bool(row[5]))
                 for row in await cursor.fetchall()
             ]
+
+    async def add_goal(self, goal: Goal) -> Goal:
+        row = asdict(goal)
+        del row["id"]
+
+        async def job(conn: aiosqlite.Connection) -> int:
+            try:
+                cursor = await conn.execute(INSERT_GOAL, row)
+            except sqlite3.IntegrityError:
+                raise GoalExists(goal.display_name) from None
+            assert cursor.lastrowid is not None
+            return cursor.lastrowid
+
+        return replace(goal, id=await self.writer.run(job))
+
+    async def goals(self, site_id: int) -> list[Goal]:
+        params = {"site_id": site_id}
+        async with self._read() as conn, conn.execute(GOALS, params) as cursor:
+            return [Goal(*row) for row in await cursor.fetchall()]
+
+    async def remove_goal(self, site_id: int, display_name: str) -> bool:
+        params = {"site_id": site_id, "display_name": display_name}
+        return await self._execute(REMOVE_GOAL, params) > 0
 
     async def consent_config(self, site_id: int) -> str | None:
         async with (
