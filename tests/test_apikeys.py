@@ -10,7 +10,6 @@ import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import closing
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import httpx
@@ -230,25 +229,3 @@ async def test_the_key_never_reaches_a_log_line(
         assert secret[:12] not in record.getMessage()
         assert secret[:12] not in repr(record.args)
     assert secret[:12] not in caplog.text
-
-
-async def test_migration_0010_finds_keys_made_under_a_mixed_case_owner(tmp_path: Path) -> None:
-    database = tmp_path / "zeef.sqlite3"
-    folder = resources.files("server.storage").joinpath("migrations/sqlite")
-    with closing(sqlite3.connect(database)) as conn:
-        for script in sorted(folder.iterdir(), key=lambda entry: entry.name):
-            if script.name.endswith(".sql") and int(script.name[:4]) <= 9:
-                conn.executescript(script.read_text())
-        conn.execute("PRAGMA user_version = 9")
-        conn.execute(
-            "INSERT INTO api_keys (owner, label, prefix, key_hash, created_at) "
-            "VALUES (' Ops@Example.COM', 'old', 'zeef_abcdef', x'00', 1)"
-        )
-        conn.commit()
-    storage = open_storage(database)
-    try:
-        await storage.migrate()
-        (row,) = await storage.api_keys("ops@example.com")
-    finally:
-        await storage.close()
-    assert row["label"] == "old"

@@ -12,3 +12,7 @@ CREATE TABLE api_keys (
     last_used_at INTEGER,
     revoked_at INTEGER
 );
+
+-- `zeef apikey list EMAIL` (and, with accounts, a user's key page) read keys by owner, stored
+-- in lower case (apikeys.owner).
+CREATE INDEX api_keys_owner ON api_keys (owner);
