@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Protocol
 
+from ..goals import page_pattern_regex
+
 OPERATORS = ("is", "is_not", "contains", "contains_not", "matches", "matches_not")
 
 # Visit dimensions: one value per visit, that of its first hit (entry and exit page aside).
@@ -176,11 +178,7 @@ def _split(text: str, separator: str) -> list[str]:
 
 @lru_cache(maxsize=1024)
 def wildcard(pattern: str) -> re.Pattern[str]:
-    """A Plausible wildcard as a regex: `*` is any run of characters but `/`, `**` any run at
-    all, so `/blog/*` is a post and `/blog/**` everything under the blog."""
-    out = []
-    for i, chunk in enumerate(pattern.split("**")):
-        if i:
-            out.append(".*")
-        out.append("[^/]*".join(re.escape(piece) for piece in chunk.split("*")))
-    return re.compile("".join(out), re.S)
+    """A Plausible wildcard as a regex over the whole value: `*` (or `**`) is any run of
+    characters, `/` included, as Plausible matches pages and page goals today (its older
+    `[^/]*` for a single `*` is gone). One rule for filters and goals: server/goals.py."""
+    return re.compile(page_pattern_regex(pattern), re.S)

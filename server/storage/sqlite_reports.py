@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from ..goals import page_pattern_glob
 from ..reports import sources
 from ..reports.filters import (
     GOAL,
@@ -22,7 +23,6 @@ from ..reports.filters import (
     Filter,
     FilterError,
     is_event_dimension,
-    wildcard,
 )
 
 if TYPE_CHECKING:
@@ -88,10 +88,6 @@ def _referrer(host: str | None, path: str | None) -> str:
     return host + (path if path and path != "/" else "")
 
 
-def _match(pattern: str, value: str | None) -> bool:
-    return value is not None and wildcard(pattern).fullmatch(value) is not None
-
-
 def _channel(
     host: str | None, utm_source: str | None, utm_medium: str | None, utm_campaign: str | None
 ) -> str:
@@ -99,13 +95,12 @@ def _channel(
 
 
 # Functions the report SQL calls, registered on every reader: sources and channels from the
-# maintained referrer list, and Plausible's wildcards. Deterministic, so SQLite may reuse a
+# maintained referrer list. Deterministic, so SQLite may reuse a
 # result within a statement.
 FUNCTIONS: tuple[tuple[str, int, Callable[..., Any]], ...] = (
     ("zeef_source", 2, _source),
     ("zeef_channel", 4, _channel),
     ("zeef_referrer", 2, _referrer),
-    ("zeef_match", 2, _match),
 )
 
 
@@ -127,7 +122,8 @@ def _condition(sql: Sql, column: str, f: Filter) -> str:
     elif f.op in ("contains", "contains_not"):
         hit = " OR ".join(f"instr(lower({column}), {sql.bind(v.lower())}) > 0" for v in f.values)
     else:
-        hit = " OR ".join(f"zeef_match({sql.bind(v)}, {column})" for v in f.values)
+        # GLOB runs in SQLite itself; page_pattern_glob gives it the regex's verdict.
+        hit = " OR ".join(f"{column} GLOB {sql.bind(page_pattern_glob(v))}" for v in f.values)
     # A visit without a value (direct traffic has no source) is not any named value: `is_not`
     # keeps it, as Plausible's does.
     return f"({column} IS NULL OR NOT ({hit}))" if f.negated else f"({hit})"
@@ -152,7 +148,8 @@ def _goal_condition(sql: Sql, goals: Sequence[GoalLike], names: Iterable[str]) -
 def _one_goal(sql: Sql, goal: GoalLike) -> str:
     if goal.kind == "event":
         return f"e.name = {sql.bind(goal.event_name)}"
-    return f"(e.name = 'pageview' AND zeef_match({sql.bind(goal.page_path)}, e.path))"
+    glob = page_pattern_glob(goal.page_path or "")
+    return f"(e.name = 'pageview' AND e.path GLOB {sql.bind(glob)})"
 
 
 @dataclass
