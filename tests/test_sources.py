@@ -20,9 +20,11 @@ from server.reports.sources import channel, source
         ("x.com", None, "Twitter"),
         ("mail.google.com", None, "Gmail"),
         ("www.someblog.example", None, "someblog.example"),
-        (None, "newsletter", "Newsletter"),
+        (None, "newsletter", "newsletter"),  # kept as tagged, as Plausible does
         (None, "fb", "Facebook"),
-        (None, "spring-mailing", "spring-mailing"),
+        (None, "GOOGLE", "Google"),  # a list name in any case
+        ("www.google.com", "spring-mailing", "spring-mailing"),  # the tag wins over the referrer
+        ("chatgpt.com", None, "ChatGPT"),
         (None, None, None),
     ],
     ids=lambda v: str(v),
@@ -40,12 +42,15 @@ def test_source(host: str | None, utm: str | None, expected: str | None) -> None
         ("l.facebook.com", None, None, "Organic Social"),
         ("l.facebook.com", "fb", "paid_social", "Paid Social"),
         (None, "newsletter", "email", "Email"),
+        (None, "newsletter", "spring-newsletter-mail", "Email"),
+        ("chatgpt.com", None, None, "AI Assistants"),
+        (None, "bing", "paid", "Paid Search"),
         ("mail.google.com", None, None, "Email"),
         ("www.someblog.example", None, None, "Referral"),
         (None, "partner", "affiliate", "Affiliates"),
         (None, "ads", "display", "Display"),
         ("www.youtube.com", None, None, "Organic Video"),
-        (None, "whatever", None, "Unassigned"),
+        (None, "whatever", None, "Referral"),  # tagged, so it has a source
     ],
     ids=lambda v: str(v),
 )

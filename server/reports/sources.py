@@ -9,6 +9,7 @@ channel groups.
 from __future__ import annotations
 
 import json
+import re
 from functools import cache, lru_cache
 from importlib import resources
 
@@ -16,29 +17,24 @@ from importlib import resources
 # would otherwise see split across hosts.
 NEWER = {
     "x.com": ("Twitter", "social"),
-    "youtube.com": ("YouTube", "social"),
-    "m.youtube.com": ("YouTube", "social"),
-    "chatgpt.com": ("ChatGPT", "unknown"),
-    "chat.openai.com": ("ChatGPT", "unknown"),
-    "perplexity.ai": ("Perplexity", "unknown"),
+    "m.youtube.com": ("Youtube", "social"),
+    "chatgpt.com": ("ChatGPT", "ai"),
+    "chat.openai.com": ("ChatGPT", "ai"),
+    "perplexity.ai": ("Perplexity", "ai"),
+    "www.perplexity.ai": ("Perplexity", "ai"),
+    "claude.ai": ("Claude", "ai"),
+    "gemini.google.com": ("Gemini", "ai"),
+    "copilot.microsoft.com": ("Copilot", "ai"),
     "bsky.app": ("Bluesky", "social"),
     "threads.net": ("Threads", "social"),
     "mastodon.social": ("Mastodon", "social"),
     "news.ycombinator.com": ("Hacker News", "social"),
     "github.com": ("GitHub", "unknown"),
 }
-# utm_source values people use for a named source.
-UTM_NAMES = {
-    "fb": "Facebook", "facebook": "Facebook", "ig": "Instagram", "instagram": "Instagram",
-    "google": "Google", "bing": "Bing", "duckduckgo": "DuckDuckGo", "twitter": "Twitter",
-    "x": "Twitter", "linkedin": "LinkedIn", "reddit": "Reddit", "youtube": "YouTube",
-    "newsletter": "Newsletter", "tiktok": "TikTok",
-}  # fmt: skip
-SEARCH_MEDIUMS = {"search", "organic"}
-PAID = ("cpc", "ppc", "paid", "retargeting", "cpm", "cpv", "cpa")
-SHOPPING = ("shopping", "shop")
-VIDEO = ("video",)
-VIDEO_SOURCES = {"YouTube", "Vimeo", "TikTok", "Twitch", "Dailymotion"}
+# Shorthands people tag links with; a full source name (any case) is matched by the list.
+UTM_NAMES = {"fb": "Facebook", "ig": "Instagram", "x": "Twitter", "yt": "Youtube",
+             "li": "LinkedIn", "tw": "Twitter"}  # fmt: skip
+VIDEO_SOURCES = {"Youtube", "Vimeo", "TikTok", "Twitch", "Dailymotion"}
 SHOPPING_SOURCES = {"Amazon", "eBay", "Shopify", "Etsy", "Walmart"}
 
 
@@ -54,6 +50,20 @@ def _hosts() -> dict[str, tuple[str, str]]:
                 hosts.setdefault(host.lower(), (name, medium))
     hosts.update(NEWER)
     return hosts
+
+
+@cache
+def _names() -> dict[str, tuple[str, str]]:
+    """lower-cased source name -> (name, medium): how a utm_source of "google" or "Bing" is
+    known as the same source as the referrer would be."""
+    names: dict[str, tuple[str, str]] = {}
+    # "Google" is in the list as search and as other Google services: search wins.
+    rank = {"search": 0, "social": 1, "email": 2, "ai": 3}
+    for name, medium in sorted(set(_hosts().values()), key=lambda v: rank.get(v[1], 9)):
+        names.setdefault(name.lower(), (name, medium))
+    names.update({short: names.get(full.lower(), (full, "social"))
+                  for short, full in UTM_NAMES.items()})  # fmt: skip
+    return names
 
 
 @lru_cache(maxsize=16384)
@@ -73,16 +83,27 @@ def lookup(host: str | None) -> tuple[str, str] | None:
 
 @lru_cache(maxsize=16384)
 def source(referrer_host: str | None, utm_source: str | None) -> str | None:
-    """A visit's source: the named source of its referrer, else the referrer's host, else
-    its utm_source; None when it came directly."""
+    """A visit's source, resolved as Plausible does: a tagged link's utm_source first (as the
+    list names it when it is a known source, else as tagged), then the referrer's named
+    source, else the referrer's host; None when it came directly."""
+    if utm_source:
+        known = _names().get(utm_source.lower())
+        return known[0] if known else utm_source
     if referrer_host:
         found = lookup(referrer_host)
         if found:
             return found[0]
         return referrer_host.lower().removeprefix("www.")
-    if utm_source:
-        return UTM_NAMES.get(utm_source.lower(), utm_source)
     return None
+
+
+def _kind(referrer_host: str | None, utm_source: str | None) -> str | None:
+    """search, social, email, ai or unknown: what kind of source a visit came from."""
+    if utm_source:
+        known = _names().get(utm_source.lower())
+        return known[1] if known else None
+    found = lookup(referrer_host)
+    return found[1] if found else None
 
 
 @lru_cache(maxsize=16384)
@@ -93,50 +114,44 @@ def channel(
     utm_campaign: str | None,
 ) -> str:
     """The acquisition channel, by the rules of Google Analytics' default channel groups as
-    Plausible applies them: campaign parameters first, then the kind of referrer."""
+    Plausible applies them: campaign parameters first, then the kind of source."""
     medium = (utm_medium or "").lower()
     campaign = (utm_campaign or "").lower()
-    found = lookup(referrer_host)
     name = source(referrer_host, utm_source)
-    kind = found[1] if found else None
-    utm = (utm_source or "").lower()
-    social = kind == "social" or UTM_NAMES.get(utm) in {"Facebook", "Instagram", "Twitter",
-                                                        "LinkedIn", "Reddit", "TikTok"}  # fmt: skip
-    search = kind == "search" or UTM_NAMES.get(utm) in {"Google", "Bing", "DuckDuckGo"}
-    paid = medium.startswith(PAID) or any(medium.endswith(p) for p in PAID) or "paid" in medium
-    if medium in ("cross-network",) or "cross-network" in campaign:
+    kind = _kind(referrer_host, utm_source)
+    paid = bool(re.search(r"^(.*cp.*|ppc|retargeting|paid.*)$", medium))
+    if medium == "cross-network" or "cross-network" in campaign:
         return "Cross-network"
-    if name in SHOPPING_SOURCES or "shop" in campaign:
+    if name in SHOPPING_SOURCES or re.search(r"^(.*(([^a-df-z]|^)shop|shopping).*)$", campaign):
         return "Paid Shopping" if paid else "Organic Shopping"
-    if paid and search:
+    if kind == "search" and paid:
         return "Paid Search"
-    if paid and social:
+    if kind == "social" and paid:
         return "Paid Social"
-    if paid and name in VIDEO_SOURCES:
+    if name in VIDEO_SOURCES and paid:
         return "Paid Video"
     if medium in ("display", "banner", "expandable", "interstitial", "cpm"):
         return "Display"
     if paid:
         return "Paid Other"
-    if search or medium in SEARCH_MEDIUMS:
+    if kind == "search" or medium == "organic":
         return "Organic Search"
     if name in VIDEO_SOURCES or "video" in medium:
         return "Organic Video"
-    if social or medium in ("social", "social-network", "social-media", "sm", "social network"):
+    if kind == "social" or medium in ("social", "social-network", "social-media", "sm"):
         return "Organic Social"
-    if kind == "email" or medium in ("email", "e-mail", "e_mail", "e mail") or utm in (
-        "email", "e-mail", "newsletter"):  # fmt: skip
+    if kind == "email" or "mail" in medium or (utm_source or "").lower() in ("email", "e-mail"):
         return "Email"
     if medium == "affiliate":
         return "Affiliates"
     if medium == "audio":
         return "Audio"
-    if medium == "sms" or utm == "sms":
+    if medium == "sms" or (utm_source or "").lower() == "sms":
         return "SMS"
     if medium.endswith("push") or "mobile" in medium or "notification" in medium:
         return "Mobile Push Notifications"
-    if medium in ("referral", "app", "link") or referrer_host:
+    if kind == "ai":
+        return "AI Assistants"
+    if name is not None or medium in ("referral", "app", "link"):
         return "Referral"
-    if utm_source or utm_medium or utm_campaign:
-        return "Unassigned"
     return "Direct"
