@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from . import assets
+from . import assets, openapi
 from .apikeys import Keys, RateLimiter
 from .buffer import EventBuffer
 from .collector import Clock, Collector
@@ -108,6 +108,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             Route("/tracker-auto.js", assets.serve(assets.load("tracker-auto.js"))),
             *consent_routes(consent),
             *stats_api.routes(),
+            Route("/api/openapi.json", openapi.serve),
         ],
         middleware=[Middleware(AccessLogMiddleware, settings=settings)],
         exception_handlers={ClientDisconnect: client_gone},

@@ -63,7 +63,10 @@ class StatsAPI:
             site_id = request.query_params.get("site_id", "").strip()
             if not site_id:
                 return error("Missing site ID: add site_id=DOMAIN to the request", 400)
-            site = await find_site(self.storage, site_id)
+            try:
+                site = await find_site(self.storage, site_id)
+            except ValueError:  # not even a domain name: no such site either
+                site = None
             if site is None:
                 # The same answer whether the site does not exist or the key may not read it.
                 return error("Site does not exist or the API key may not read it", 404)
