@@ -65,9 +65,7 @@ METRIC_LIST = _param(
     {"type": "string", "default": "visitors", "pattern": "^[a-z_]+(,[a-z_]+)*$"},
     "comma-separated: " + ", ".join(METRICS) + " (docs/metrics.md)",
 )
-FILTERS = _param(
-    "filters", {"type": "string"}, "v1 syntax: visit:country==NL;event:page==/a|/b*"
-)
+FILTERS = _param("filters", {"type": "string"}, "v1 syntax: visit:country==NL;event:page==/a|/b*")
 COMPARE = _param(
     "compare",
     {"type": "string", "enum": ["previous_period", "year_over_year"]},
@@ -140,14 +138,27 @@ def document() -> dict[str, Any]:
                 "get": {
                     "summary": "Metrics per value of a property, most visitors first",
                     "parameters": [
-                        SITE, PERIOD, DATE, METRIC_LIST, FILTERS,
-                        _param("property", {"type": "string", "examples": PROPERTIES},
-                               "a dimension: " + ", ".join(PROPERTIES) + ", event:props:NAME",
-                               True),
-                        _param("limit", {"type": "integer", "minimum": 1, "maximum": 1000,
-                                         "default": 100}, "rows a page"),
-                        _param("page", {"type": "integer", "minimum": 1, "default": 1},
-                               "which page of rows"),
+                        SITE,
+                        PERIOD,
+                        DATE,
+                        METRIC_LIST,
+                        FILTERS,
+                        _param(
+                            "property",
+                            {"type": "string", "examples": PROPERTIES},
+                            "a dimension: " + ", ".join(PROPERTIES) + ", event:props:NAME",
+                            True,
+                        ),
+                        _param(
+                            "limit",
+                            {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+                            "rows a page",
+                        ),
+                        _param(
+                            "page",
+                            {"type": "integer", "minimum": 1, "default": 1},
+                            "which page of rows",
+                        ),
                     ],  # fmt: skip
                     "responses": _ok(_results({"type": "array", "items": ROW})),
                 }
