@@ -159,7 +159,7 @@ def document() -> dict[str, Any]:
                             {"type": "integer", "minimum": 1, "default": 1},
                             "which page of rows",
                         ),
-                    ],  # fmt: skip
+                    ],
                     "responses": _ok(_results({"type": "array", "items": ROW})),
                 }
             },

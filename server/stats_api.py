@@ -137,6 +137,14 @@ class StatsAPI:
 
     async def timeseries(self, request: Request, query: Query) -> dict[str, Any]:
         names = self._metrics(request)
+        if query.period == "realtime":
+            # The last 30 minutes by the minute, by the time of each hit.
+            live = await reports.realtime(self.storage, query.site, self.clock())
+            for name in names:
+                if name not in ("visitors", "pageviews"):
+                    raise BadRequest("realtime has visitors and pageviews only")
+            rows = [{"date": m["date"], **{n: m[n] for n in names}} for m in live["minutes"]]
+            return {"results": rows}
         goals = await self._goals(query)
         return {"results": await reports.timeseries(self.storage, query, names, goals)}
 

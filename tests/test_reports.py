@@ -327,3 +327,16 @@ async def test_goals_conversion_rates(shop: Zeef, clock: Clock) -> None:
         await reports.aggregate(
             storage, query.with_filters(Filter("event:goal", "is", ("Nope",))), ["visitors"], goals
         )
+
+
+async def test_realtime_by_minute(shop: Zeef, clock: Clock) -> None:
+    # Now is 11:00, C's second visit. Two minutes later, A comes back on /pricing.
+    clock.advance(minutes=2)
+    await shop.send(pageview("https://example.com/pricing"), ip="81.2.69.142")
+    await shop.flush()
+    live = await reports.realtime(shop.app.state.storage, await site(shop), clock())
+    assert live["visitors"] == 2  # C (2 minutes ago) and A (now)
+    minutes = live["minutes"]
+    assert len(minutes) == 30 and minutes[-1]["date"] == "2026-03-14 11:02:00"
+    assert [(m["date"][-8:], m["visitors"]) for m in minutes if m["visitors"]] == [
+        ("11:00:00", 1), ("11:02:00", 1)]  # fmt: skip

@@ -22,6 +22,7 @@ __all__ = [
     "aggregate",
     "breakdown",
     "drops",
+    "realtime",
     "realtime_visitors",
     "timeseries",
     "totals",
@@ -150,6 +151,19 @@ async def realtime_visitors(storage: Storage, query: Query, now: datetime) -> in
     """Visitors with a hit in the last 5 minutes."""
     since = int(now.timestamp()) - 300
     return await storage.realtime_visitors(query.site.id, since)
+
+
+async def realtime(storage: Storage, site: Any, now: datetime) -> dict[str, Any]:
+    """What the realtime view shows: visitors in the last 5 minutes, and visitors and
+    pageviews in each of the last 30 minutes (by the time of their hits)."""
+    query = Query.realtime(site, now)
+    rows = {r["value"]: r for r in await storage.report_hits_series(query)}
+    minutes = []
+    for label in query.bucket_labels():
+        row = rows.get(label, {})
+        minutes.append({"date": label, "visitors": int(row.get("visitors") or 0),
+                        "pageviews": int(row.get("pageviews") or 0)})  # fmt: skip
+    return {"visitors": await realtime_visitors(storage, query, now), "minutes": minutes}
 
 
 def _derive(row: dict[str, Any]) -> dict[str, Any]:

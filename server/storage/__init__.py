@@ -181,6 +181,10 @@ class EventStore(Protocol):
         """Visitors with a hit at or after `since`."""
         ...
 
+    async def report_hits_series(self, query: Query) -> list[dict[str, Any]]:
+        """visitors and pageviews per bucket of query.bucket, by the time of each hit."""
+        ...
+
     async def first_visit(self, site_id: int) -> int | None:
         """When the site's first stored visit started: where `all` begins."""
         ...

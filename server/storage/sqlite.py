@@ -661,6 +661,10 @@ class SQLiteStorage:
         async with self._read() as conn:
             return await reports_sql.realtime_visitors(conn, site_id, since)
 
+    async def report_hits_series(self, query: Query) -> list[dict[str, Any]]:
+        async with self._read() as conn:
+            return await reports_sql.hits_series(conn, query)
+
     async def first_visit(self, site_id: int) -> int | None:
         async with self._read() as conn:
             return await reports_sql.first_visit(conn, site_id)

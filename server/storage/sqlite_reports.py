@@ -412,6 +412,19 @@ async def realtime_visitors(conn: Any, site_id: int, since: int) -> int:
     return int(rows[0]["n"] or 0)
 
 
+async def hits_series(conn: Any, query: Query) -> list[dict[str, Any]]:
+    """Visitors and pageviews by the time of their hits (not of their visits' starts): what
+    realtime charts, where a visit that began an hour ago is still a visitor now."""
+    bucket = bucket_sql(query, "e.ts")
+    return await fetch(
+        conn,
+        f"SELECT {bucket} AS value, COUNT(DISTINCT e.visitor_id) AS visitors,"
+        " SUM(e.name = 'pageview') AS pageviews FROM events AS e"
+        " WHERE e.site_id = :site AND e.ts >= :start AND e.ts < :end GROUP BY value",
+        {"site": query.site.id, "start": query.start_ts, "end": query.end_ts},
+    )
+
+
 async def first_visit(conn: Any, site_id: int) -> int | None:
     rows = await fetch(
         conn, "SELECT MIN(started) AS first FROM visits WHERE site_id = :site", {"site": site_id}
