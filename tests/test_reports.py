@@ -6,7 +6,7 @@ Backend-neutral: nothing here reads a table, so the ClickHouse backend runs the 
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -340,3 +340,39 @@ async def test_realtime_by_minute(shop: Zeef, clock: Clock) -> None:
     assert len(minutes) == 30 and minutes[-1]["date"] == "2026-03-14 11:02:00"
     assert [(m["date"][-8:], m["visitors"]) for m in minutes if m["visitors"]] == [
         ("11:00:00", 1), ("11:02:00", 1)]  # fmt: skip
+
+
+async def test_day_buckets_count_visitors_as_distinct_ids_do(zeef: Zeef, clock: Clock) -> None:
+    """Days count visitors from visits.previous_started, not COUNT(DISTINCT): on random visits
+    across Amsterdam's spring DST change, with consented visitors seen on several days and
+    visits crossing midnight, every day agrees with the distinct visitor IDs of its visits."""
+    import random
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    await zeef.add_site("ams.example", timezone="Europe/Amsterdam")
+    draw = random.Random(15)
+    hits = []
+    for _ in range(300):
+        at = datetime(2026, 3, 25, tzinfo=UTC) + timedelta(minutes=draw.randrange(7 * 24 * 60))
+        who = draw.randrange(12)
+        consent = {"c": f"consented-visitor-{who:04d}"} if who < 4 else {}
+        hits.append((at, who, consent))
+    for at, who, consent in sorted(hits, key=lambda h: h[0]):
+        clock.now = at
+        body = pageview("https://ams.example/", d="ams.example", **consent)
+        await zeef.send(body, ip=f"203.{who}.113.7")
+        await zeef.flush()
+    s = await site(zeef, "ams.example")
+    query = Query.for_period(s, "custom", clock(), first=date(2026, 3, 25), last=date(2026, 3, 31))
+    days = await reports.timeseries(zeef.app.state.storage, query, ["visitors", "visits"])
+    zone = ZoneInfo("Europe/Amsterdam")
+    expected: dict[str, set[int]] = {}
+    for row in zeef.rows(f"SELECT started, visitor_id FROM visits WHERE site_id = {s.id}"):
+        day = datetime.fromtimestamp(row["started"], zone).date().isoformat()
+        if day <= "2026-03-31":
+            expected.setdefault(day, set()).add(row["visitor_id"])
+    assert {d["date"]: d["visitors"] for d in days if d["visitors"]} == {
+        day: len(ids) for day, ids in expected.items()
+    }
+    assert sum(d["visits"] for d in days) > sum(d["visitors"] for d in days)  # repeat visits

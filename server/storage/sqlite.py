@@ -623,15 +623,17 @@ class SQLiteStorage:
             reports_sql.bucket_sql(query, "v.started"),
             reports_sql.bucket_sql(query, "e.ts"),
         )
+        # Days can count visitors from previous_started; other buckets count distinct IDs.
+        start = reports_sql.day_start_sql(query, "v.started") if query.bucket == "day" else None
         async with self._read() as conn:
-            return await reports_sql.grouped(conn, query, goals, visits, hits)
+            return await reports_sql.grouped(conn, query, goals, visits, hits, start)
 
     async def report_by_visit(
         self, query: Query, goals: Sequence[GoalLike], dimension: str
     ) -> list[dict[str, Any]]:
         column = reports_sql.VISIT_SQL[dimension]
         async with self._read() as conn:
-            return await reports_sql.grouped(conn, query, goals, column, column)
+            return await reports_sql.grouped(conn, query, goals, column, column, None)
 
     async def report_by_hit(
         self, query: Query, goals: Sequence[GoalLike], dimension: str

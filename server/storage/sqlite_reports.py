@@ -225,18 +225,22 @@ class Plan:
         }
 
 
-def bucket_sql(query: Query, column: str) -> str:
-    """The local-time bucket label of a UTC timestamp column, as Query.bucket_labels() names
-    them: the site's UTC offset piecewise over the range (DST changes included)."""
+def _offset(query: Query, column: str) -> str:
+    """The site's UTC offset at a UTC timestamp, piecewise over the range (DST included)."""
     segments = query.offsets()
     if len(segments) == 1:
-        local = f"({column} + {segments[0][1]:d})"
-    else:
-        cases = " ".join(
-            f"WHEN {column} < {segments[i + 1][0]:d} THEN {offset:d}"
-            for i, (_, offset) in enumerate(segments[:-1])
-        )
-        local = f"({column} + CASE {cases} ELSE {segments[-1][1]:d} END)"
+        return f"{segments[0][1]:d}"
+    cases = " ".join(
+        f"WHEN {column} < {segments[i + 1][0]:d} THEN {offset:d}"
+        for i, (_, offset) in enumerate(segments[:-1])
+    )
+    return f"(CASE {cases} ELSE {segments[-1][1]:d} END)"
+
+
+def bucket_sql(query: Query, column: str) -> str:
+    """The local-time bucket label of a UTC timestamp column, as Query.bucket_labels() names
+    them."""
+    local = f"({column} + {_offset(query, column)})"
     bucket = query.bucket
     if bucket == "week":
         return f"date({local}, 'unixepoch', 'weekday 0', '-6 days')"
@@ -247,6 +251,14 @@ def bucket_sql(query: Query, column: str) -> str:
         "month": "%Y-%m-01",
     }
     return f"strftime('{formats[bucket]}', {local}, 'unixepoch')"
+
+
+def day_start_sql(query: Query, column: str) -> str:
+    """The UTC timestamp of the local midnight that starts the day of a UTC timestamp."""
+    local = f"({column} + {_offset(query, column)})"
+    midnight = f"({local} - {local} % 86400)"
+    # The offset at midnight, not at the hit: they differ after a DST change that day.
+    return f"({midnight} - {_offset(query, f'({midnight} - {_offset(query, column)})')})"
 
 
 async def fetch(conn: Any, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -271,22 +283,24 @@ async def grouped(
     goals: Sequence[GoalLike],
     visit_group: str | None = None,
     hit_group: str | None = None,
+    first_of: str | None = ":start",
 ) -> list[dict[str, Any]]:
     """Metrics per `visit_group` (SQL over a visit `v`; None: one row). With an event filter,
     pageviews and events are the matching hits, grouped by `hit_group` (SQL over a hit `e` and
-    its visit `v`)."""
+    its visit `v`). `first_of`: SQL for when each group's time starts (the period's start
+    for one row, a day's start for days), or None when groups are not spans of time."""
     plan = Plan.of(query, goals)
     params = plan.params()
     select = f"{visit_group} AS value," if visit_group else ""
     grouping = "GROUP BY value" if visit_group else ""
     metrics = VISIT_METRICS
-    if visit_group is None and not plan.visit_where and not plan.event_where:
-        # Unfiltered totals: a visitor is the visit whose previous one started before the
-        # period (visits.previous_started), counted without COUNT(DISTINCT)'s temporary B-tree
-        # (246 -> ~150 ms for 30 days at 1M events).
+    if not plan.visit_where and not plan.event_where and first_of is not None:
+        # Without filters a visitor is the visit whose previous one started before the period
+        # or bucket (visits.previous_started), counted without COUNT(DISTINCT)'s temporary
+        # B-tree: totals for 30 days at 1M events took 246 ms that way, 91 ms this way.
         metrics = metrics.replace(
             "COUNT(DISTINCT v.visitor_id) AS visitors",
-            "SUM(v.previous_started IS NULL OR v.previous_started < :start) AS visitors",
+            f"SUM(v.previous_started IS NULL OR v.previous_started < {first_of}) AS visitors",
         )
     visits = await fetch(
         conn,
