@@ -15,7 +15,7 @@ from server import reports
 from server.reports import Filter, FilterError, Query, QueryError
 from server.reports.filters import parse_v1
 
-from .conftest import Clock, Zeef, pageview
+from .conftest import FIREFOX, IPHONE, A, B, C, Clock, Zeef, pageview
 
 
 async def site(zeef: Zeef, domain: str = "example.com") -> Any:
@@ -376,3 +376,28 @@ async def test_day_buckets_count_visitors_as_distinct_ids_do(zeef: Zeef, clock: 
         day: len(ids) for day, ids in expected.items()
     }
     assert sum(d["visits"] for d in days) > sum(d["visitors"] for d in days)  # repeat visits
+
+
+async def test_revenue_goals(shop: Zeef, clock: Clock) -> None:
+    from server.goals import new_goal
+
+    order = {"n": "Purchase", "u": "https://example.com/checkout", "d": "example.com"}
+    await shop.send({**order, "revenue": {"amount": "19.99", "currency": "EUR"}}, ip=A)
+    await shop.send({**order, "revenue": {"amount": "5.01", "currency": "EUR"}}, ip=B, ua=FIREFOX)
+    await shop.send({**order, "revenue": {"amount": "7", "currency": "USD"}}, ip=C, ua=IPHONE)
+    await shop.flush()
+    storage = shop.app.state.storage
+    s = await site(shop)
+    await storage.add_goal(new_goal(s.id, 0, event="Purchase", currency="EUR"))
+    goals = await storage.goals(s.id)
+    query = Query.for_period(s, "day", clock(), filters=parse_v1("event:goal==Purchase"))
+    got = await reports.aggregate(
+        storage, query, ["visitors", "conversion_rate", "total_revenue", "average_revenue"], goals
+    )
+    # Three buyers of three visitors; only the euros count in a EUR goal.
+    assert got == {
+        "visitors": 3,
+        "conversion_rate": 100.0,
+        "total_revenue": {"value": 25.0, "currency": "EUR"},
+        "average_revenue": {"value": 12.5, "currency": "EUR"},
+    }

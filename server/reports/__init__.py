@@ -218,7 +218,7 @@ async def _conversions(
     if len(currencies) == 1:
         currency = currencies.pop()
         revenue = sum(r["revenue"] or 0 for r in rows)
-        events = sum(r["events"] for r in rows if r["currency"])
+        events = sum(r["paid"] for r in rows)
         out["total_revenue"] = {"value": round(revenue, 2), "currency": currency}
         out["average_revenue"] = {
             "value": round(revenue / events, 2) if events else 0.0,
@@ -240,7 +240,7 @@ async def _goal_breakdown(
             revenue = r["revenue"] or 0.0
             row["total_revenue"] = {"value": round(revenue, 2), "currency": r["currency"]}
             row["average_revenue"] = {
-                "value": round(revenue / r["events"], 2) if r["events"] else 0.0,
+                "value": round(revenue / r["paid"], 2) if r["paid"] else 0.0,
                 "currency": r["currency"],
             }
         if row["visitors"]:

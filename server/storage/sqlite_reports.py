@@ -395,18 +395,20 @@ async def goal_rows(
             continue
         plan = Plan.of(query, goals)
         where = plan.hits_where() + " AND " + _one_goal(plan.sql, goal)
-        revenue = "NULL"
+        revenue, paid = "NULL", "0"
         if goal.currency:
+            # Amounts in another currency are not added in: there is no rate to convert at.
             currency = plan.sql.bind(goal.currency)
             revenue = (
                 f"SUM(CASE WHEN e.revenue_currency = {currency}"
                 " THEN CAST(e.revenue_amount AS REAL) END)"
             )
+            paid = f"COUNT(CASE WHEN e.revenue_currency = {currency} THEN 1 END)"
         row = (
             await fetch(
                 conn,
                 f"SELECT COUNT(DISTINCT e.visitor_id) AS visitors, COUNT(*) AS events,"
-                f" {revenue} AS revenue FROM events AS e WHERE {where}",
+                f" {revenue} AS revenue, {paid} AS paid FROM events AS e WHERE {where}",
                 plan.params(),
             )
         )[0]
