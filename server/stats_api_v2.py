@@ -36,6 +36,11 @@ MAX_DIMENSIONS = 2
 # query is refused rather than left to run for minutes.
 MAX_BUCKETS = 500
 MAX_VALUES = 200
+FIELD_OF: dict[type[Exception], str] = {
+    QueryError: "date_range",
+    FilterError: "filters",
+    metric.MetricError: "metrics",
+}
 
 
 @dataclass
@@ -75,7 +80,7 @@ class StatsAPIv2:
             return error("The body must be a JSON object (the query)", 400)
         site_id = body.get("site_id")
         if not isinstance(site_id, str) or not site_id.strip():
-            return error('site_id: missing; add the site\'s domain, e.g. "example.com"', 400)
+            return error("site_id: required, the site's domain as a string", 400)
         try:
             site = await find_site(self.storage, site_id)
         except ValueError:  # not even a domain name
@@ -86,8 +91,12 @@ class StatsAPIv2:
         try:
             plan = await self._plan(body, site)
             rows = await self._rows(plan)
-        except (BadRequest, QueryError, FilterError, metric.MetricError) as exc:
+        except BadRequest as exc:
             return error(str(exc), 400)
+        except (QueryError, FilterError, metric.MetricError) as exc:
+            # The engine's own refusals, named by the field they come from.
+            named = next(name for kind, name in FIELD_OF.items() if isinstance(exc, kind))
+            return error(f"{named}: {exc}", 400)
         return JSONResponse(self._answer(plan, site.domain, rows))
 
     # -- the body --------------------------------------------------------------------------------
@@ -131,7 +140,10 @@ class StatsAPIv2:
             )
         if time is not None:
             query = replace(query, interval=TIME[time])
-            query.check_buckets()
+            try:
+                query.check_buckets()
+            except QueryError as exc:
+                raise BadRequest(f"dimensions: {exc}") from None
         filters = _list(body, "filters")
         query = query.with_filters(*_filters(filters))
         plan = Plan(query, names, dims, time, props, filters=filters)

@@ -158,7 +158,7 @@ async def test_filters(shop: Zeef, filters: list[Any], expected: list[int]) -> N
         ({"metrics": ["visitors"],
           "dimensions": ["event:page", "visit:browser", "time:day"]}, "dimensions: at most 2"),
         ({"metrics": ["visitors"], "dimensions": ["visit:planet"]}, "dimensions: unknown"),
-        ({"metrics": ["visitors"], "site_id": ""}, "site_id: missing"),
+        ({"metrics": ["visitors"], "site_id": ""}, "site_id: required"),
         ({"metrics": ["visitors"],
           "filters": [["or", [["is", "visit:browser", ["Chrome"]],
                               ["is", "event:page", ["/"]]]]]}, '"or"'),
@@ -168,10 +168,15 @@ async def test_filters(shop: Zeef, filters: list[Any], expected: list[int]) -> N
         ({"metrics": ["visitors"], "include": {"time_labels": True}}, "include.time_labels"),
         ({"metrics": ["visitors"], "pagination": {"limit": 0}}, "pagination.limit"),
         ({"metrics": ["visitors"], "period": "day"}, "period: not a field"),
+        ({"metrics": ["visitors"], "dimensions": ["time:minute"], "date_range": "7d"},
+         "dimensions: 10080 minutes is too many"),
+        ({"metrics": ["conversion_rate"]}, "metrics: conversion rate and revenue need a goal"),
+        ({"metrics": ["visitors"], "filters": [["is", "event:goal", ["Nope"]]]},
+         "filters: no goal named 'Nope'"),
     ],
     ids=["metric", "date-range", "date-range-date", "three-dimensions", "dimension",
          "site-id", "or-across-dimensions", "regex", "order-by", "time-labels", "limit",
-         "unknown-field"],
+         "unknown-field", "too-many-buckets", "goal-metric", "unknown-goal"],
 )  # fmt: skip
 async def test_bad_queries_get_a_400_naming_the_field(
     shop: Zeef, body: dict[str, Any], message: str
