@@ -25,6 +25,7 @@ from .logs import AccessLogMiddleware, client_gone
 from .privacy import Addresses, Salts
 from .sites import SiteRegistry
 from .stats_api import StatsAPI, utc_now
+from .stats_api_v2 import StatsAPIv2
 from .storage import open_storage
 
 # A write job running this long is waiting on a lock past busy_timeout (10 s) or on a disk
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             Route("/tracker-auto.js", assets.serve(assets.load("tracker-auto.js"))),
             *consent_routes(consent),
             *stats_api.routes(),
+            *StatsAPIv2(storage, keys.authorise, clock or utc_now).routes(),
             Route("/api/openapi.json", openapi.serve),
         ],
         middleware=[Middleware(AccessLogMiddleware, settings=settings)],
