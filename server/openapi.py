@@ -92,6 +92,55 @@ def _results(items: dict[str, Any]) -> dict[str, Any]:
 ROW = {"type": "object", "additionalProperties": {"oneOf": [VALUE, {"type": "string"}]}}
 
 
+FILTER = {
+    "type": "array",
+    "description": '[op, dimension, [values]], or ["and"|"or", [filters]], or ["not", filter]',
+    "minItems": 2,
+    "maxItems": 4,
+}
+V2_QUERY = {
+    "type": "object",
+    "required": ["site_id", "metrics", "date_range"],
+    "properties": {
+        "site_id": {"type": "string", "minLength": 1},
+        "metrics": {"type": "array", "items": {"type": "string", "enum": [*METRICS]},
+                    "minItems": 1},
+        "date_range": {
+            "oneOf": [
+                {"type": "string", "enum": [p for p in PERIODS if p != "custom"]},
+                {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 2},
+            ]
+        },
+        "date": {"type": "string", "format": "date"},
+        "dimensions": {"type": "array", "items": {"type": "string"}, "maxItems": 2},
+        "filters": {"type": "array", "items": FILTER},
+        "order_by": {"type": "array", "items": {"type": "array", "minItems": 2, "maxItems": 2}},
+        "include": {"type": "object"},
+        "pagination": {
+            "type": "object",
+            "properties": {"limit": {"type": "integer", "minimum": 1},
+                           "offset": {"type": "integer", "minimum": 0}},
+        },
+    },
+}  # fmt: skip
+V2_ANSWER = {
+    "type": "object",
+    "required": ["results", "meta", "query"],
+    "properties": {
+        "results": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["dimensions", "metrics"],
+                "properties": {"dimensions": {"type": "array"}, "metrics": {"type": "array"}},
+            },
+        },
+        "meta": {"type": "object"},
+        "query": {"type": "object"},
+    },
+}
+
+
 def document() -> dict[str, Any]:
     aggregate_value = {
         "type": "object",
@@ -102,9 +151,10 @@ def document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {
             "title": "Zeef Stats API",
-            "version": "1",
-            "description": "Plausible's Stats API v1, served by Zeef: the same paths, parameters "
-            "and answers. Send `Authorization: Bearer KEY` (make one with `zeef apikey create`).",
+            "version": "2",
+            "description": "Plausible's Stats API, v1 and v2, served by Zeef: the same paths, "
+            "parameters and answers. Send `Authorization: Bearer KEY` (make one with "
+            "`zeef apikey create`).",
         },
         "components": {
             "securitySchemes": {"key": {"type": "http", "scheme": "bearer"}},
@@ -132,6 +182,16 @@ def document() -> dict[str, Any]:
                     "summary": "Metrics per bucket of time, every bucket of the period",
                     "parameters": [SITE, PERIOD, DATE, METRIC_LIST, FILTERS, INTERVAL],
                     "responses": _ok(_results({"type": "array", "items": ROW})),
+                }
+            },
+            "/api/v2/query": {
+                "post": {
+                    "summary": "Plausible's v2 query: metrics, dimensions, filters, order",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": V2_QUERY}},
+                    },
+                    "responses": _ok(V2_ANSWER),
                 }
             },
             "/api/v1/stats/breakdown": {

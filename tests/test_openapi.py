@@ -67,6 +67,7 @@ def test_the_document_is_served_and_names_every_route(live: LiveServer) -> None:
         "/api/v1/stats/aggregate",
         "/api/v1/stats/timeseries",
         "/api/v1/stats/breakdown",
+        "/api/v2/query",
     }
 
 
@@ -84,4 +85,6 @@ def test_every_answer_is_as_documented(case: schemathesis.Case, key: str) -> Non
     # so the draws reach the report engine and not only the 404.
     if case.query and zlib.crc32(repr(sorted(case.query.items())).encode()) % 2:
         case.query["site_id"] = "example.com"
+    if isinstance(case.body, dict) and zlib.crc32(repr(case.body).encode()) % 2:
+        case.body["site_id"] = "example.com"
     case.call_and_validate(headers={"Authorization": f"Bearer {key}"}, checks=CHECKS)
