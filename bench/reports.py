@@ -8,14 +8,18 @@ seed, placed relative to today, so anyone can rerun it): a few thousand pages wi
 tail, referrers from search engines, social sites and blogs, direct visits and utm campaigns,
 ~40 countries (NL first), a mix of browsers, systems and devices, ~45 % bounces, engagement
 hits (scroll depth, engaged ms) and custom events with props (Signup with a plan). `--keep`
-keeps the database it built; `--reuse` times an existing one and builds nothing.
+keeps the database it built; `--reuse` times an existing one and builds nothing, so --days then
+only picks the range timed (`--reuse X --days 7` against a 30-day build shows what a shorter
+range costs on the same data).
 
 Then it times every report over the last --days days, --repeat times each, and prints p50/p95:
 "unfiltered" (aggregate, a daily time series, a breakdown per dimension), "filtered" (country
 and page filters) and "dashboard" (what one dashboard load asks at once, under asyncio.gather).
 Beside them a baseline from the same run, `count(*)` of the events in the range through the
 (site_id, ts) index, and each report's p50 as a multiple of it: the cheapest honest read of
-those rows, so a report far above it is doing work the range does not call for.
+those rows, so a report far above it is doing work the range does not call for. (It runs on
+the stdlib sqlite3 module, without the thread hop through aiosqlite that the reports pay.)
+p95 of 5 runs is close to the slowest: raise --repeat for a steadier tail.
 
 Goals (the report-engine issue), at 10M events over 30 days: unfiltered p50 <= 25 ms,
 filtered p50 <= 300 ms, a dashboard load <= 150 ms. Cost should grow with the days asked for
