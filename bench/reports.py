@@ -263,13 +263,13 @@ def report_set(storage: Storage, site: Site, days: int) -> dict[str, dict[str, R
         "timeseries:day": lambda: reports.timeseries(storage, base, TOTALS),
     }
     for by in BREAKDOWNS:
-        unfiltered[f"breakdown:{by}"] = (
-            lambda by=by: reports.breakdown(storage, base, by, _metrics(by))  # type: ignore[misc]
+        unfiltered[f"breakdown:{by}"] = lambda by=by: reports.breakdown(  # type: ignore[misc]
+            storage, base, by, _metrics(by), window=PAGE
         )
     filtered: dict[str, Report] = {
         "aggregate:country==NL": lambda: reports.aggregate(storage, nl, TOTALS),
         "breakdown:event:page:country==NL": lambda: reports.breakdown(
-            storage, nl, "event:page", TOTALS
+            storage, nl, "event:page", TOTALS, window=PAGE
         ),
         "aggregate:page==/pricing": lambda: reports.aggregate(storage, pricing, TOTALS),
     }
@@ -281,10 +281,18 @@ def report_set(storage: Storage, site: Site, days: int) -> dict[str, dict[str, R
             reports.aggregate(storage, compared, TOTALS),
             reports.aggregate(storage, compared.comparison, TOTALS),  # type: ignore[arg-type]
             reports.timeseries(storage, base, ("visitors",)),
-            *(reports.breakdown(storage, base, by, ("visitors",)) for by in DASHBOARD_LISTS),
+            *(
+                reports.breakdown(storage, base, by, ("visitors",), window=PANEL)
+                for by in DASHBOARD_LISTS
+            ),
         )
 
     return {"unfiltered": unfiltered, "filtered": filtered, "dashboard": {"dashboard": dashboard}}
+
+
+# Rows a report asks for, as callers do: the Stats API's default page, a dashboard panel's.
+PAGE = (0, 100)
+PANEL = (0, 10)
 
 
 def percentile(samples: Sequence[float], p: float) -> float:

@@ -160,10 +160,10 @@ class StatsAPI:
         )
         names = self._metrics(request)
         goals = await self._goals(query)
-        rows = await reports.breakdown(self.storage, query, prop, names, goals)
+        window = ((page - 1) * limit, limit)
+        rows = await reports.breakdown(self.storage, query, prop, names, goals, window)
         key = _result_key(prop)
-        chosen = rows[(page - 1) * limit : page * limit]
-        return {"results": [{key: r.pop("value"), **r} for r in chosen]}
+        return {"results": [{key: r.pop("value"), **r} for r in rows]}
 
 
 def _result_key(prop: str) -> str:

@@ -121,8 +121,8 @@ async def _breakdown(
     goals: list[Any],
 ) -> int:
     names = metrics or ("visitors", "visits", "pageviews")
-    rows = await reports.breakdown(storage, query, args.breakdown, names, goals)
-    rows = rows[: max(args.limit, 0)]
+    window = (0, max(args.limit, 0))
+    rows = await reports.breakdown(storage, query, args.breakdown, names, goals, window)
     if args.json:
         print(json.dumps(_header(query) | {"breakdown": args.breakdown, "results": rows}))
         return 0

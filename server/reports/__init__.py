@@ -126,24 +126,29 @@ async def breakdown(
     by: str,
     metrics: Sequence[str],
     goals: Sequence[GoalLike] = (),
+    window: tuple[int, int] | None = None,
 ) -> list[dict[str, Any]]:
-    """Rows of {"value": ..., metric: ...} for each value of a dimension, most visitors first.
-    Callers page through them (the API's limit and page)."""
+    """Rows of {"value": ..., metric: ...} for each value of a dimension, most visitors first;
+    with `window` (offset, limit), only those rows. A page's bounce rate, scroll depth and
+    conversion rate are then computed for the rows shown alone: 100 pages, not 3,000."""
     names = metric.check(metrics)
     by = dimension(by)
     if by == GOAL:
         rows = await _goal_breakdown(storage, query, goals)
     elif is_event_dimension(by):
         rows = [_derive(r) for r in await storage.report_by_hit(query, goals, by)]
-        if by == "event:page":
-            await _page_extras(storage, query, goals, rows, names)
     else:
         rows = [_derive(r) for r in await storage.report_by_visit(query, goals, by)]
         # Plausible leaves out visits with no value where none would mean "unknown".
         rows = [r for r in rows if r["value"] is not None]
+    rows.sort(key=lambda r: (-(r.get("visitors") or 0), str(r["value"])))
+    if window is not None:
+        offset, limit = window
+        rows = rows[offset : offset + limit]
+    if by == "event:page":
+        await _page_extras(storage, query, goals, rows, names)
     if any(n in names for n in metric.NEEDS_GOAL) and by != GOAL:
         await _group_conversions(storage, query, goals, by, rows)
-    rows.sort(key=lambda r: (-(r.get("visitors") or 0), str(r["value"])))
     return [{"value": r["value"], **{n: metric.rounded(n, r.get(n)) for n in names}} for r in rows]
 
 
