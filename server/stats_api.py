@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from . import reports
+from .events import Site
 from .reports import metrics as metric
 from .reports.filters import GOAL, PROPS, FilterError, dimension, parse_v1
 from .reports.query import Query, QueryError
@@ -63,13 +64,9 @@ class StatsAPI:
             site_id = request.query_params.get("site_id", "").strip()
             if not site_id:
                 return error("Missing site ID: add site_id=DOMAIN to the request", 400)
-            try:
-                site = await find_site(self.storage, site_id)
-            except ValueError:  # not even a domain name: no such site either
-                site = None
+            site = await readable_site(self.storage, site_id)
             if site is None:
-                # The same answer whether the site does not exist or the key may not read it.
-                return error("Site does not exist or the API key may not read it", 404)
+                return no_site()
             try:
                 query = self._query(request, site)
                 return JSONResponse(await handler(request, query))
@@ -114,9 +111,7 @@ class StatsAPI:
         return [m.strip() for m in raw.split(",") if m.strip()]
 
     async def _goals(self, query: Query) -> list[Any]:
-        # Goals arrive with the goals feature; a site without any has none to filter by.
-        loader = getattr(self.storage, "goals", None)
-        return list(await loader(query.site.id)) if loader else []
+        return list(await self.storage.goals(query.site.id))
 
     # -- endpoints --------------------------------------------------------------------------
 
@@ -164,6 +159,20 @@ class StatsAPI:
         rows = await reports.breakdown(self.storage, query, prop, names, goals, window)
         key = _result_key(prop)
         return {"results": [{key: r.pop("value"), **r} for r in rows]}
+
+
+def no_site() -> JSONResponse:
+    """The same answer whether the site does not exist or the key may not read it."""
+    return error("Site does not exist or the API key may not read it", 404)
+
+
+async def readable_site(storage: Storage, site_id: str) -> Site | None:
+    """The site a Stats API request names, if the key may read it: the one place v1 and v2
+    decide it (every key reads every site until accounts scope keys to a customer)."""
+    try:
+        return await find_site(storage, site_id)
+    except ValueError:  # not even a domain name: no such site either
+        return None
 
 
 def _result_key(prop: str) -> str:

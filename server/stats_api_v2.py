@@ -21,8 +21,7 @@ from . import reports
 from .reports import metrics as metric
 from .reports.filters import GOAL, OPERATORS, PROPS, Filter, FilterError, dimension
 from .reports.query import PERIODS, Query, QueryError
-from .sites import find_site
-from .stats_api import Authorise, BadRequest, Clock, error
+from .stats_api import Authorise, BadRequest, Clock, error, no_site, readable_site
 from .storage import Storage
 
 FIELDS = ("site_id", "metrics", "date_range", "date", "dimensions", "filters", "order_by",
@@ -81,13 +80,9 @@ class StatsAPIv2:
         site_id = body.get("site_id")
         if not isinstance(site_id, str) or not site_id.strip():
             return error("site_id: required, the site's domain as a string", 400)
-        try:
-            site = await find_site(self.storage, site_id)
-        except ValueError:  # not even a domain name
-            site = None
+        site = await readable_site(self.storage, site_id)
         if site is None:
-            # The same answer whether the site does not exist or the key may not read it.
-            return error("Site does not exist or the API key may not read it", 404)
+            return no_site()
         try:
             plan = await self._plan(body, site)
             rows = await self._rows(plan)
@@ -191,8 +186,7 @@ class StatsAPIv2:
     # -- running it -----------------------------------------------------------------------------
 
     async def _rows(self, plan: Plan) -> list[dict[str, Any]]:
-        loader = getattr(self.storage, "goals", None)
-        goals = list(await loader(plan.query.site.id)) if loader else []
+        goals = await self.storage.goals(plan.query.site.id)
         names, query = plan.metrics, plan.query
         if plan.time is not None:
             rows = await self._by_time(plan, goals)

@@ -63,7 +63,7 @@ async def run(storage: Storage, args: argparse.Namespace) -> int:
     try:
         query = _query(site, args)
         metrics = metric.check(args.metrics.split(",")) if args.metrics else None
-        goals = list(await storage.goals(site.id)) if hasattr(storage, "goals") else []
+        goals = await storage.goals(site.id)
         if args.breakdown:
             return await _breakdown(storage, query, args, metrics, goals)
         if not (args.filter or metrics or args.compare):

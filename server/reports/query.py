@@ -263,17 +263,9 @@ def _month_end(day: date) -> date:
 
 
 def _add_months(day: date, months: int) -> date:
-    index = day.year * 12 + day.month - 1 + months
-    year, month = divmod(index, 12)
-    first = date(year, month + 1, 1)
-    return (
-        min(
-            day.replace(year=year, month=month + 1, day=1) + timedelta(day.day - 1),
-            _month_end(first),
-        )
-        if day.day > 1
-        else first
-    )
+    """The first of the month `months` after `day`'s (periods and buckets start on a first)."""
+    year, month = divmod(day.year * 12 + day.month - 1 + months, 12)
+    return date(year, month + 1, 1)
 
 
 def _add_years(day: date, years: int) -> date:

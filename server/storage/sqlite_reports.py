@@ -22,7 +22,6 @@ from ..reports.filters import (
     PROPS,
     Filter,
     FilterError,
-    is_event_dimension,
 )
 
 if TYPE_CHECKING:
@@ -186,9 +185,9 @@ class Plan:
     def filters_events(self) -> bool:
         return bool(self.event_where)
 
-    def visits_where(self, start: str = ":start") -> str:
+    def visits_where(self) -> str:
         """Visits of the period (started in it) that pass every filter."""
-        where = [f"v.site_id = :site AND v.started >= {start} AND v.started < :end"]
+        where = ["v.site_id = :site AND v.started >= :start AND v.started < :end"]
         where += self.visit_where
         if self.event_where:
             where.append(
@@ -447,8 +446,3 @@ async def first_visit(conn: Any, site_id: int) -> int | None:
     )
     first = rows[0]["first"]
     return int(first) if first is not None else None
-
-
-def check_dimension(dimension: str) -> None:
-    if not (dimension in VISIT_SQL or is_event_dimension(dimension)):
-        raise FilterError(f"cannot break down by {dimension!r}")
