@@ -1,7 +1,7 @@
 """Report-engine benchmark: how long each report of server/reports takes on N stored events.
 
     PYTHONPATH=. python bench/reports.py [--events 1000000] [--days 30] [--backend sqlite]
-        [--repeat 5] [--keep PATH | --reuse PATH] [--json]
+        [--repeat 5] [--keep PATH | --reuse PATH] [--raw] [--json]
 
 Builds a realistic site through the storage's own write path, as bench/stats.py does (fixed
 seed, placed relative to today, so anyone can rerun it): a few thousand pages with a Zipf-like
@@ -12,7 +12,10 @@ keeps the database it built; `--reuse` times an existing one and builds nothing,
 only picks the range timed (`--reuse X --days 7` against a 30-day build shows what a shorter
 range costs on the same data).
 
-Then it times every report over the last --days days, --repeat times each, and prints p50/p95:
+Then it brings the rollups up to date, as the server does every few minutes, and says how long
+that took (`--raw` forgets them instead, to time raw rows alone: the next run without it
+sums every day again). Then it times every report over the last --days days, --repeat times
+each, and prints p50/p95:
 "unfiltered" (aggregate, a daily time series, a breakdown per dimension), "filtered" (country
 and page filters) and "dashboard" (what one dashboard load asks at once, under asyncio.gather).
 Beside them a baseline from the same run, `count(*)` of the events in the range through the
@@ -359,6 +362,9 @@ def main() -> None:
     where.add_argument("--keep", type=Path, help="build into this file and keep it")
     where.add_argument("--reuse", type=Path, help="time this database; build nothing")
     parser.add_argument("--json", action="store_true", help="end with one line of JSON")
+    parser.add_argument(
+        "--raw", action="store_true", help="time raw rows alone: forget the rollups first"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if args.reuse:
@@ -376,6 +382,11 @@ def main() -> None:
             print(f"built {written:,} events over {args.days} days in {took:.0f} s ({rate}), "
                   f"{size / 2**20:,.0f} MiB")  # fmt: skip
         stored = _count(path)
+        if args.raw:
+            _forget_rollups(path)
+        else:
+            days, took = asyncio.run(build_rollups(path))
+            print(f"rollups: {days} days (re)built in {took:.1f} s")
         base_ms = baseline(path, args.days, args.repeat)
         figures = asyncio.run(time_reports(path, args.days, args.repeat))
     print(f"{stored:,} events; last {args.days} days; {args.repeat} runs each; "
@@ -396,6 +407,31 @@ def main() -> None:
             "dashboard": figures["dashboard"]["dashboard"],
         }
         print(json.dumps(out))
+
+
+async def build_rollups(path: Path) -> tuple[int, float]:
+    """Bring the rollups up to date, as the server does every few minutes; timed."""
+    storage = open_storage(path, must_exist=True)
+    try:
+        await storage.migrate()
+        started = time.perf_counter()
+        days = await storage.build_rollups(int(time.time()))
+        return days, time.perf_counter() - started
+    finally:
+        await storage.close()
+
+
+def _forget_rollups(path: Path) -> None:
+    """Reports read raw rows for days not in rollup_days; the next run without --raw sums
+    them again."""
+    connection = sqlite3.connect(path)
+    try:
+        with connection:
+            connection.execute("DELETE FROM rollup_days")
+    except sqlite3.OperationalError:
+        pass  # built before rollups existed
+    finally:
+        connection.close()
 
 
 def _count(path: Path) -> int:

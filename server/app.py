@@ -23,6 +23,7 @@ from .headers import SecurityHeaders
 from .keys import load_keys
 from .logs import AccessLogMiddleware, client_gone
 from .privacy import Addresses, Salts
+from .reports.rollups import RollupBuilder
 from .sites import SiteRegistry
 from .stats_api import StatsAPI, utc_now
 from .stats_api_v2 import StatsAPIv2
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
 
     consent = ConsentEndpoints(storage, sites, clock)
     keys = Keys(storage, RateLimiter(settings.api_rate_limit))
+    rollups = RollupBuilder(storage, settings.rollup_interval, clock or utc_now)
     stats_api = StatsAPI(storage, keys.authorise, clock or utc_now)
 
     async def healthz(request: Request) -> JSONResponse:
@@ -86,6 +88,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         await sites.load()
         sites.start()
         buffer.start()
+        rollups.start()
         # Everything loaded so far lives as long as the process: move it out of the collector's
         # sight, so the full collections that a busy ingest path triggers stay short.
         gc.freeze()
@@ -98,6 +101,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             yield
         finally:
             await sites.stop()
+            await rollups.stop()
             await buffer.stop()
             collector.addresses.close()
             await storage.close()

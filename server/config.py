@@ -41,6 +41,9 @@ class Settings:
     log_level: str = "info"
     # Stats API requests a key may make in an hour, as Plausible's default.
     api_rate_limit: int = 600
+    # Seconds between rollup builds: today's figures from rollups are at most this (plus
+    # five minutes) behind, then the rest of today is read raw (storage/sqlite_rollups.py).
+    rollup_interval: int = 300
 
 
 # Each setting: (environment variable, toml key, parser).
@@ -100,6 +103,7 @@ _FIELDS: dict[str, tuple[str, Any]] = {
     "access_log": ("ZEEF_ACCESS_LOG", _parse_bool),
     "log_level": ("ZEEF_LOG_LEVEL", _parse_level),
     "api_rate_limit": ("ZEEF_API_RATE_LIMIT", _parse_positive),
+    "rollup_interval": ("ZEEF_ROLLUP_INTERVAL", _parse_positive),
 }
 
 

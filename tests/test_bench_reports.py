@@ -49,8 +49,11 @@ def test_json_line_names_every_report(tmp_path: Path) -> None:
     )
     assert _timed(figures["dashboard"])
 
-    # --reuse times the kept database again without building: same events, no "built" line.
-    again = _run("--reuse", str(kept), "--days", "3", "--repeat", "1", "--json")
+    assert "rollups: 3 days (re)built" in run.stdout
+
+    # --reuse times the kept database again without building: same events, no "built" line;
+    # --raw without rollups.
+    again = _run("--reuse", str(kept), "--days", "3", "--repeat", "1", "--raw", "--json")
     assert again.returncode == 0, again.stderr
-    assert "built" not in again.stdout
+    assert not again.stdout.startswith("built") and "rollups:" not in again.stdout
     assert json.loads(again.stdout.strip().splitlines()[-1])["events"] == figures["events"]

@@ -8,6 +8,7 @@ machine. SQLiteStorage is both.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -187,6 +188,11 @@ class EventStore(Protocol):
 
     async def first_visit(self, site_id: int) -> int | None:
         """When the site's first stored visit started: where `all` begins."""
+        ...
+
+    async def build_rollups(self, now: int, stop: threading.Event | None = None) -> int:
+        """Bring the per-day sums reports read up to date with what is stored (a backend
+        without them returns 0); `stop` set ends it early. Returns the site-days (re)built."""
         ...
 
 

@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import json
 import sqlite3
+import threading
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict, replace
 from importlib import resources
@@ -26,6 +28,7 @@ from ..goals import Goal
 from ..visits import VISIT_GAP, Visit
 from . import DropCounts, GoalExists, SiteExists
 from . import sqlite_reports as reports_sql
+from . import sqlite_rollups as rollups_sql
 from .writer import Writer, WriterStatus
 
 if TYPE_CHECKING:
@@ -256,6 +259,8 @@ class SQLiteStorage:
         self._idle: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
         # Data time of the last sweep that closed visits (CLOSE_EVERY).
         self._closed_at = 0
+        # Set by close(): a rollup build on its thread stops after the day it is summing.
+        self._stopping = threading.Event()
 
     async def _connect(self) -> aiosqlite.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -276,10 +281,17 @@ class SQLiteStorage:
     async def _read(self) -> AsyncIterator[aiosqlite.Connection]:
         if self._idle.empty() and len(self._readers) < self._max_readers:
             conn = await self._connect()
-            await conn.execute("PRAGMA query_only = 1")
-            for name, arity, function in reports_sql.FUNCTIONS:
-                await conn.create_function(name, arity, function, deterministic=True)
+            # Known to close() before anything else is awaited: a task cancelled during the
+            # set-up below (the rollup builder, at shutdown) would otherwise leave it open.
             self._readers.append(conn)
+            try:
+                await conn.execute("PRAGMA query_only = 1")
+                for name, arity, function in reports_sql.FUNCTIONS:
+                    await conn.create_function(name, arity, function, deterministic=True)
+            except BaseException:
+                self._readers.remove(conn)
+                await conn.close()
+                raise
         else:
             conn = await self._idle.get()
         try:
@@ -288,6 +300,7 @@ class SQLiteStorage:
             self._idle.put_nowait(conn)
 
     async def close(self) -> None:
+        self._stopping.set()
         await self.writer.close()
         for conn in self._readers:
             await conn.close()
@@ -616,6 +629,9 @@ class SQLiteStorage:
 
     async def report_totals(self, query: Query, goals: Sequence[GoalLike]) -> dict[str, Any]:
         async with self._read() as conn:
+            part = await rollups_sql.split(conn, query, narrowed=True)
+            if part is not None:
+                return await rollups_sql.aggregate(conn, query, part)
             return await reports_sql.aggregate(conn, query, goals)
 
     async def report_series(self, query: Query, goals: Sequence[GoalLike]) -> list[dict[str, Any]]:
@@ -626,6 +642,10 @@ class SQLiteStorage:
         # Days can count visitors from previous_started; other buckets count distinct IDs.
         start = reports_sql.day_start_sql(query, "v.started") if query.bucket == "day" else None
         async with self._read() as conn:
+            if query.bucket in ("day", "week", "month"):
+                part = await rollups_sql.split(conn, query, narrowed=True)
+                if part is not None:
+                    return await rollups_sql.series(conn, query, part, query.bucket)
             return await reports_sql.grouped(conn, query, goals, visits, hits, start)
 
     async def report_by_visit(
@@ -633,19 +653,56 @@ class SQLiteStorage:
     ) -> list[dict[str, Any]]:
         column = reports_sql.VISIT_SQL[dimension]
         async with self._read() as conn:
+            part = await rollups_sql.split(conn, query)
+            if part is not None:
+                return await rollups_sql.by_visit(conn, query, part, dimension)
             return await reports_sql.grouped(conn, query, goals, column, column, None)
 
     async def report_by_hit(
         self, query: Query, goals: Sequence[GoalLike], dimension: str
     ) -> list[dict[str, Any]]:
         async with self._read() as conn:
+            if dimension in rollups_sql.HIT_DIMENSIONS or dimension.startswith(rollups_sql.PROPS):
+                part = await rollups_sql.split(conn, query)
+                if part is not None:
+                    return await rollups_sql.by_hit(conn, query, part, dimension)
             return await reports_sql.hits_by(conn, query, goals, dimension)
 
     async def report_entries(
         self, query: Query, goals: Sequence[GoalLike], pages: Sequence[str] | None
     ) -> dict[str, dict[str, Any]]:
         async with self._read() as conn:
+            part = await rollups_sql.split(conn, query)
+            if part is not None:
+                rows = await rollups_sql.by_visit(conn, query, part, "visit:entry_page", pages)
+                return {row["value"]: row for row in rows}
             return await reports_sql.entry_bounces(conn, query, goals, pages)
+
+    async def build_rollups(self, now: int, stop: threading.Event | None = None) -> int:
+        """Bring every site's rollups up to date (sqlite_rollups.build), on a thread of its
+        own: summing a day takes seconds on a big site. Returns the days (re)built."""
+        sites = await self.sites()
+        return await asyncio.to_thread(self._build_rollups, sites, now, stop)
+
+    def _build_rollups(self, sites: Sequence[Site], now: int, stop: threading.Event | None) -> int:
+        def stopped() -> bool:
+            return self._stopping.is_set() or (stop is not None and stop.is_set())
+
+        conn = rollups_sql.connect(str(self.path))
+        try:
+            # One process builds at a time (`serve --workers N` starts N builders); a lease
+            # rather than a lock, so a process killed mid-build holds it for minutes only.
+            if not rollups_sql.take_lease(conn, int(time.time())):
+                return 0
+            try:
+                built = 0
+                for site in sites:
+                    built += rollups_sql.build(conn, site, now, stopped)
+                return built
+            finally:
+                rollups_sql.release_lease(conn)
+        finally:
+            conn.close()
 
     async def report_engagement(
         self, query: Query, goals: Sequence[GoalLike], pages: Sequence[str]

@@ -1,0 +1,317 @@
+"""Rollups answer exactly what raw visits and hits answer: every report the engine reads from
+them, compared on random data before and after they are built, with today read partly raw."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from server import reports
+from server.events import Event, Site
+from server.reports import Query
+from server.reports.filters import parse_v1
+from server.sites import add_site
+from server.storage import Storage, open_storage
+from server.storage.sqlite_rollups import HIT_DIMENSIONS, MARGIN, VISIT_DIMENSIONS
+
+ZONE = "Europe/Amsterdam"  # a DST change (29 March) inside the data
+FIRST = datetime(2026, 3, 20, tzinfo=UTC)
+NOW = datetime(2026, 4, 2, 15, 0, tzinfo=UTC)
+
+PAGES = ["/", "/pricing", "/blog", "/blog/a", "/docs", "/about"]
+SOURCES = [
+    (None, None, None, None),
+    ("www.google.com", "/", None, None),
+    ("www.bing.com", "/search", None, None),
+    ("t.co", "/x", None, None),
+    ("news.example.org", "/story", None, None),
+    (None, None, "newsletter", "email"),
+    ("www.facebook.com", "/", "fb", "social"),
+]
+PLACES = [("NL", "NL-NH", "Amsterdam"), ("NL", "NL-ZH", "Rotterdam"), ("DE", "DE-BE", "Berlin"),
+          (None, None, None), ("BE", None, None)]  # fmt: skip
+CLIENTS = [
+    ("Chrome", "120", "Windows", "10", "desktop"),
+    ("Firefox", "121", "Linux", "", "desktop"),
+    ("Safari", "17", "iOS", "17.2", "mobile"),
+    ("Chrome", "119", "Android", "14", "tablet"),
+]
+
+
+COUPONS = int(datetime(2026, 3, 28, 9, tzinfo=UTC).timestamp())
+
+
+def _hash(person: int, ts: int) -> int:
+    """A cookieless visitor's ID: a new one each UTC day, as the daily salt makes it."""
+    return hash((person, ts // 86400)) & (2**62 - 1)
+
+
+def draw_hits(
+    seed: int, visits: int, first: datetime, last: datetime, people: int = 0
+) -> list[Event]:
+    """Random visits of 150 people (from number `people` on), 40 of them consented."""
+    rng = random.Random(seed)
+    span = int((last - first).total_seconds())
+    events = []
+    for _ in range(visits):
+        person = people + rng.randrange(150)
+        consented = person - people < 40
+        ts = int(first.timestamp()) + rng.randrange(span)
+        if rng.random() < 0.1:  # a visit that goes on past local (or UTC) midnight
+            ts = ts - ts % 86400 + 86400 - rng.choice((3600 * 2 + 600, 3600 + 600, 600))
+        host, path, utm_source, utm_medium = rng.choice(SOURCES)
+        country, region, city = rng.choice(PLACES)
+        client = rng.choice(CLIENTS)
+        hostname = rng.choice(("shop.example", "shop.example", "www.shop.example"))
+        for n in range(rng.choice((1, 1, 1, 2, 3, 5))):
+            if ts >= int(last.timestamp()):
+                break
+            if consented:
+                visitor, previous = 10**12 + person, None
+            else:
+                visitor, previous = _hash(person, ts), _hash(person, ts - 86400)
+            page = rng.choice(PAGES)
+            shared = (visitor, previous, hostname, page, host, path, utm_source, utm_medium,
+                      client, country, region, city, consented)  # fmt: skip
+            campaign = rng.choice((None, "spring"))
+
+            def hit(at: int, name: str, props: str | None = None, depth: int | None = None,
+                    engaged: int | None = None, shared: tuple[Any, ...] = shared,
+                    campaign: str | None = campaign) -> Event:  # fmt: skip
+                (visitor, previous, hostname, page, host, path, utm_source, utm_medium, client,
+                 country, region, city, consented) = shared  # fmt: skip
+                return Event(
+                    1, at, visitor, previous, name, hostname, page, host, path, utm_source,
+                    utm_medium, campaign, None, None, *client, country, region, city, props,
+                    None, None, name != "engagement", depth, engaged, consented,
+                )  # fmt: skip
+
+            events.append(hit(ts, "pageview"))
+            if rng.random() < 0.15:
+                events.append(hit(ts + 5, "Signup", json.dumps({"plan": rng.choice("ab")})))
+            if ts > COUPONS and rng.random() < 0.1:  # a property first sent on 28 March
+                events.append(hit(ts + 7, "Order", json.dumps({"coupon": rng.choice("xyz")})))
+            stay = rng.randrange(5, 900)
+            if rng.random() < 0.7:
+                events.append(hit(ts + stay, "engagement", None, rng.randrange(101), stay * 997))
+            ts += stay + rng.randrange(1, 1500 if n < 3 else 4000)
+    events.sort(key=lambda e: e.ts)
+    return events
+
+
+async def write(storage: Storage, events: list[Event]) -> None:
+    for i in range(0, len(events), 200):
+        await storage.write_batch(events[i : i + 200], {})
+
+
+@pytest.fixture
+async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
+    store = open_storage(tmp_path / "zeef.sqlite3")
+    await store.migrate()
+    yield store
+    await store.close()
+
+
+TOTALS = ["visitors", "visits", "pageviews", "events", "bounce_rate", "visit_duration",
+          "views_per_visit", "scroll_depth"]  # fmt: skip
+HIT_TOTALS = ["visitors", "visits", "pageviews", "events"]
+
+
+def queries(site: Site) -> list[Query]:
+    now = NOW
+    out = [
+        Query.for_period(site, "custom", now, first=date(2026, 3, 20), last=date(2026, 4, 2)),
+        Query.for_period(site, "7d", now),
+        Query.for_period(site, "custom", now, first=date(2026, 3, 26), last=date(2026, 3, 31)),
+        Query.for_period(site, "month", now, anchor=date(2026, 3, 15)),
+        Query.for_period(site, "month", now),
+        Query.for_period(site, "all", now),
+        Query.for_period(site, "day", now, anchor=date(2026, 3, 29)),
+    ]
+    return (
+        out + [replace(q, interval="week") for q in out[:2]] + [replace(out[0], interval="month")]
+    )
+
+
+async def answers(storage: Storage, site: Site) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for n, query in enumerate(queries(site)):
+        out[f"{n} aggregate"] = await reports.aggregate(storage, query, TOTALS)
+        if query.bucket != "hour":
+            out[f"{n} series"] = await reports.timeseries(storage, query, TOTALS[:-2])
+        for by in VISIT_DIMENSIONS:
+            out[f"{n} {by}"] = await reports.breakdown(storage, query, by, TOTALS)
+        for by in (*HIT_DIMENSIONS, "event:props:plan", "event:props:coupon"):
+            metrics = TOTALS[:-1] if by == "event:page" else HIT_TOTALS
+            out[f"{n} {by}"] = await reports.breakdown(storage, query, by, metrics)
+        # Narrowed to one value of a visit dimension: totals and series from that value's rows.
+        for condition in FILTERS:
+            narrowed = query.with_filters(*parse_v1(condition))
+            out[f"{n} {condition}"] = await reports.aggregate(storage, narrowed, TOTALS)
+            if query.bucket != "hour":
+                series = await reports.timeseries(storage, narrowed, TOTALS[:-2])
+                out[f"{n} {condition} series"] = series
+    return out
+
+
+FILTERS = ("visit:country==NL", "visit:device==Mobile", "visit:source==Google",
+           "visit:entry_page==/pricing", "visit:country==NL|DE")  # fmt: skip
+
+
+def differences(raw: dict[str, Any], rolled: dict[str, Any]) -> list[str]:
+    return [f"{key}:\n  raw    {raw[key]}\n  rolled {rolled[key]}" for key in raw
+            if raw[key] != rolled[key]]  # fmt: skip
+
+
+async def test_rollups_answer_what_raw_rows_answer(storage: Storage) -> None:
+    site = await add_site(storage, "shop.example", ZONE)
+    await write(storage, draw_hits(16, 900, FIRST, NOW - timedelta(seconds=MARGIN + 600)))
+    raw = await answers(storage, site)
+    assert raw["0 aggregate"]["visitors"] > 100
+
+    built = await storage.build_rollups(int(NOW.timestamp()))
+    assert built == 14  # 20 March to 2 April, today's part up to MARGIN ago
+    assert not differences(raw, await answers(storage, site))
+
+    # New visitors after the build, in today's raw part: still the answers raw rows give.
+    await write(storage, draw_hits(17, 40, NOW - timedelta(seconds=MARGIN - 10), NOW, 1000))
+    rolled = await answers(storage, site)
+    await _set_aside(storage)
+    assert not differences(await answers(storage, site), rolled)
+
+    # Visits that go on after a build show their new hits at the next (every few minutes).
+    later = NOW + timedelta(minutes=20)
+    await write(storage, draw_hits(21, 60, NOW, later))
+    await storage.build_rollups(int(later.timestamp()))
+    rolled = await answers(storage, site)
+    await _set_aside(storage)
+    assert not differences(await answers(storage, site), rolled)
+
+
+async def test_reports_read_the_rollups(storage: Storage) -> None:
+    """A test that the path above is taken at all: change a rollup, see the report change."""
+    site = await add_site(storage, "shop.example", ZONE)
+    await write(storage, draw_hits(18, 200, FIRST, NOW - timedelta(hours=1)))
+    query = queries(site)[0]
+    before = await reports.aggregate(storage, query, ["visits"])
+    await storage.build_rollups(int(NOW.timestamp()))
+    await _execute(storage, "UPDATE rollups SET visits = visits + 1000 WHERE dimension = ''")
+    after = await reports.aggregate(storage, query, ["visits"])
+    assert after["visits"] == before["visits"] + 14 * 1000
+
+    dutch = query.with_filters(*parse_v1("visit:country==NL"))
+    before = await reports.aggregate(storage, dutch, ["visits"])
+    await _execute(storage, "UPDATE rollups SET visits = visits + 1000 WHERE value = 'NL'")
+    days = await _rows(storage, "SELECT day FROM rollups WHERE value = 'NL'")
+    after = await reports.aggregate(storage, dutch, ["visits"])
+    assert after["visits"] == before["visits"] + len(days) * 1000 > 10_000
+
+
+async def test_a_new_time_zone_is_read_raw_until_rebuilt(storage: Storage) -> None:
+    site = await add_site(storage, "shop.example", ZONE)
+    await write(storage, draw_hits(19, 300, FIRST, NOW - timedelta(hours=1)))
+    await storage.build_rollups(int(NOW.timestamp()))
+    await _execute(storage, "UPDATE sites SET timezone = 'Asia/Kathmandu'")
+    moved = (await storage.sites())[0]
+    raw = await answers(storage, moved)
+    assert not differences(raw, await answers(storage, moved))
+    assert await storage.build_rollups(int(NOW.timestamp())) == 14
+    days = await _rows(storage, "SELECT DISTINCT timezone FROM rollup_days")
+    assert days == [{"timezone": "Asia/Kathmandu"}]
+    assert not differences(raw, await answers(storage, moved))
+    assert site.timezone == ZONE
+
+
+async def test_final_days_are_not_built_again(storage: Storage) -> None:
+    await add_site(storage, "shop.example", ZONE)
+    await write(storage, draw_hits(20, 300, FIRST, NOW - timedelta(hours=1)))
+    now = int(NOW.timestamp())
+    assert await storage.build_rollups(now) == 14
+    # The writer closes visits 26 hours after their last hit (by the time of the data, here
+    # 14:00 UTC on 2 April): days whose visits are all closed are final; yesterday and today
+    # are summed again at each build.
+    final = await _rows(storage, "SELECT day FROM rollup_days WHERE final = 0 ORDER BY day")
+    assert [row["day"] for row in final] == ["2026-04-01", "2026-04-02"]
+    assert await storage.build_rollups(now + 60) == 2
+    # Days summed by an older Zeef (another VERSION) are summed again, final or not.
+    await _execute(storage, "UPDATE rollup_days SET version = 0, final = 1")
+    assert await storage.build_rollups(now + 120) == 14
+
+
+async def _execute(storage: Storage, sql: str) -> None:
+    import sqlite3
+
+    conn = sqlite3.connect(storage.path)  # type: ignore[attr-defined]
+    with conn:
+        conn.execute(sql)
+    conn.close()
+
+
+async def _rows(storage: Storage, sql: str) -> list[dict[str, Any]]:
+    import sqlite3
+
+    conn = sqlite3.connect(storage.path)  # type: ignore[attr-defined]
+    conn.row_factory = sqlite3.Row
+    rows = [dict(row) for row in conn.execute(sql)]
+    conn.close()
+    return rows
+
+
+async def _set_aside(storage: Storage) -> None:
+    await _execute(storage, "DELETE FROM rollup_days")
+
+
+async def test_the_server_keeps_rollups_current_by_itself(settings: Any, clock: Any) -> None:
+    from tests.conftest import pageview, start
+
+    every = replace(settings, rollup_interval=1)
+    clock.now = datetime(2026, 3, 13, 12, 0, tzinfo=UTC)
+    # aclosing: a failed assertion still ends the app (its lifespan, its connections).
+    async with contextlib.aclosing(start(every, clock)) as running:
+        async for zeef in running:
+            await zeef.add_site("example.com")
+            await zeef.settled()
+            for ip in ("198.51.100.7", "198.51.100.8"):
+                assert (await zeef.send(pageview(), ip=ip)).status_code == 202
+            clock.now = datetime(2026, 3, 14, 10, 0, tzinfo=UTC)
+            assert (await zeef.send(pageview("https://example.com/b"))).status_code == 202
+            await zeef.flush()
+            storage = zeef.app.state.storage
+            site = (await storage.sites())[0]
+            query = Query.for_period(site, "7d", clock())
+            raw = await reports.aggregate(storage, query, ["visitors", "pageviews"])
+            assert raw == {"visitors": 3, "pageviews": 3}
+            for _ in range(100):
+                days = zeef.rows("SELECT day, final FROM rollup_days ORDER BY day")
+                if len(days) == 2:
+                    break
+                await asyncio.sleep(0.05)
+            # Yesterday whole; today up to five minutes ago, and the rest of it read raw.
+            assert [d["day"] for d in days] == ["2026-03-13", "2026-03-14"]
+            assert await reports.aggregate(storage, query, ["visitors", "pageviews"]) == raw
+            assert zeef.rows("SELECT visitors FROM rollups WHERE dimension = ''") == [
+                {"visitors": 2}
+            ]
+
+
+async def test_one_process_builds_at_a_time(tmp_path: Path) -> None:
+    from server.storage.sqlite_rollups import connect, release_lease, take_lease
+
+    first, second = connect(str(tmp_path / "z.sqlite3")), connect(str(tmp_path / "z.sqlite3"))
+    first.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    assert take_lease(first, 1000)
+    assert not take_lease(second, 1001)
+    assert take_lease(second, 1000 + 15 * 60)  # a builder that died lets go in time
+    release_lease(second)
+    assert take_lease(first, 2000)
+    first.close()
+    second.close()
