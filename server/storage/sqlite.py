@@ -28,6 +28,7 @@ from ..goals import Goal
 from ..visits import VISIT_GAP, Visit
 from . import DropCounts, GoalExists, SiteExists
 from . import sqlite_reports as reports_sql
+from . import sqlite_rollup_reports as rolled_sql
 from . import sqlite_rollups as rollups_sql
 from .writer import Writer, WriterStatus
 
@@ -629,9 +630,9 @@ class SQLiteStorage:
 
     async def report_totals(self, query: Query, goals: Sequence[GoalLike]) -> dict[str, Any]:
         async with self._read() as conn:
-            part = await rollups_sql.split(conn, query, narrowed=True)
+            part = await rolled_sql.split(conn, query, narrowed=True)
             if part is not None:
-                return await rollups_sql.aggregate(conn, query, part)
+                return await rolled_sql.aggregate(conn, query, part)
             return await reports_sql.aggregate(conn, query, goals)
 
     async def report_series(self, query: Query, goals: Sequence[GoalLike]) -> list[dict[str, Any]]:
@@ -643,9 +644,9 @@ class SQLiteStorage:
         start = reports_sql.day_start_sql(query, "v.started") if query.bucket == "day" else None
         async with self._read() as conn:
             if query.bucket in ("day", "week", "month"):
-                part = await rollups_sql.split(conn, query, narrowed=True)
+                part = await rolled_sql.split(conn, query, narrowed=True)
                 if part is not None:
-                    return await rollups_sql.series(conn, query, part, query.bucket)
+                    return await rolled_sql.series(conn, query, part, query.bucket)
             return await reports_sql.grouped(conn, query, goals, visits, hits, start)
 
     async def report_by_visit(
@@ -653,9 +654,9 @@ class SQLiteStorage:
     ) -> list[dict[str, Any]]:
         column = reports_sql.VISIT_SQL[dimension]
         async with self._read() as conn:
-            part = await rollups_sql.split(conn, query)
+            part = await rolled_sql.split(conn, query)
             if part is not None:
-                return await rollups_sql.by_visit(conn, query, part, dimension)
+                return await rolled_sql.by_visit(conn, query, part, dimension)
             return await reports_sql.grouped(conn, query, goals, column, column, None)
 
     async def report_by_hit(
@@ -663,18 +664,18 @@ class SQLiteStorage:
     ) -> list[dict[str, Any]]:
         async with self._read() as conn:
             if dimension in rollups_sql.HIT_DIMENSIONS or dimension.startswith(rollups_sql.PROPS):
-                part = await rollups_sql.split(conn, query)
+                part = await rolled_sql.split(conn, query)
                 if part is not None:
-                    return await rollups_sql.by_hit(conn, query, part, dimension)
+                    return await rolled_sql.by_hit(conn, query, part, dimension)
             return await reports_sql.hits_by(conn, query, goals, dimension)
 
     async def report_entries(
         self, query: Query, goals: Sequence[GoalLike], pages: Sequence[str] | None
     ) -> dict[str, dict[str, Any]]:
         async with self._read() as conn:
-            part = await rollups_sql.split(conn, query)
+            part = await rolled_sql.split(conn, query)
             if part is not None:
-                rows = await rollups_sql.by_visit(conn, query, part, "visit:entry_page", pages)
+                rows = await rolled_sql.by_visit(conn, query, part, "visit:entry_page", pages)
                 return {row["value"]: row for row in rows}
             return await reports_sql.entry_bounces(conn, query, goals, pages)
 

@@ -1,0 +1,344 @@
+"""The report engine's reads from rollups (sqlite_rollups.py builds them): which of a query's
+days they answer (`split`), and each report from their rows for those days and from raw
+visits and hits for the rest, with the same answers a raw query gives.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from .sqlite_reports import VISIT_SQL, bucket_sql, fetch
+from .sqlite_rollups import (
+    COUNTS,
+    EVERY_HIT,
+    HIT_DIMENSIONS,
+    NO_VALUE,
+    NONE,
+    PAGEVIEWS_ONLY,
+    PROPS,
+    TOTAL,
+    VERSION,
+    midnight,
+)
+
+if TYPE_CHECKING:
+    from ..reports.query import Query
+
+
+@dataclass(frozen=True)
+class Split:
+    """Which of a query's days rollups answer (`days`, from its first), and from when on the
+    rest is read raw (`raw_from`, UTC; the query's end when rollups cover it all)."""
+
+    days: tuple[str, ...]
+    first: str
+    start: int
+    raw_from: int
+    # What the query is narrowed to: a visit dimension and one value of it, or the totals.
+    dimension: str = TOTAL
+    value: Any = None
+
+
+def _narrowed_to(query: Query) -> tuple[str, Any] | None:
+    """(dimension, value) when the query's one filter is a visit dimension equal to one
+    value (what a rollup row is); (TOTAL, None) without filters; None otherwise."""
+    if not query.filters:
+        return TOTAL, None
+    if len(query.filters) == 1:
+        f = query.filters[0]
+        if f.op == "is" and len(f.values) == 1 and f.dimension in VISIT_SQL:
+            return f.dimension, f.values[0]
+    return None
+
+
+async def split(conn: Any, query: Query, narrowed: bool = False) -> Split | None:
+    """The rolled-up part of a query, or None when rollups cannot answer it: unfiltered, or
+    with `narrowed` (totals and time series) filtered to one value of a visit dimension."""
+    narrow = _narrowed_to(query)
+    if narrow is None or (narrow[0] != TOTAL and not narrowed) or query.period == "realtime":
+        return None
+    zone, tz = query.zone, query.site.timezone
+    rows = await fetch(
+        conn,
+        "SELECT day, timezone, start, covered, end FROM rollup_days"
+        " WHERE site_id = :site AND day >= :first AND day <= :last AND version = :version"
+        " ORDER BY day",
+        {"site": query.site.id, "first": query.first_day.isoformat(),
+         "last": query.last_day.isoformat(), "version": VERSION},
+    )  # fmt: skip
+    if not rows:
+        return None
+    day, start = query.first_day, query.start_ts
+    if rows[0]["day"] != day.isoformat():
+        # A period from before the site's first visit (`all`): rollups start on that day.
+        earliest = await fetch(
+            conn, "SELECT MIN(day) AS day FROM rollup_days WHERE site_id = :site",
+            {"site": query.site.id},
+        )  # fmt: skip
+        if earliest[0]["day"] != rows[0]["day"]:
+            return None
+        day, start = date.fromisoformat(rows[0]["day"]), rows[0]["start"]
+    days: list[str] = []
+    raw_from = start
+    for row in rows:
+        expected = midnight(day, zone)
+        if row["day"] != day.isoformat() or row["timezone"] != tz or row["start"] != expected:
+            break
+        days.append(row["day"])
+        raw_from = row["covered"]
+        if row["covered"] < row["end"]:
+            break
+        day += timedelta(days=1)
+    if not days:
+        return None
+    return Split(tuple(days), days[0], start, min(raw_from, query.end_ts), *narrow)
+
+
+def _figures(row: dict[str, Any]) -> dict[str, Any]:
+    """Sums turned into the metrics grouped() answers."""
+    visits = row.get("visits") or 0
+    pages = row.get("scroll_pages") or 0
+    return {
+        "visitors": row.get("visitors") or 0,
+        "visits": visits,
+        "pageviews": row.get("pageviews") or 0,
+        "events": row.get("events") or 0,
+        "bounce_rate": 100.0 * row["bounces"] / visits if visits else None,
+        "visit_duration": row["duration_ms"] / 1000 / visits if visits else None,
+        "scroll_depth": 1.0 * row["scroll_sum"] / pages if pages else None,
+    }
+
+
+def _merge(into: dict[Any, dict[str, Any]], rows: Iterable[dict[str, Any]], sign: int = 1,
+           key: str = "value") -> None:  # fmt: skip
+    for row in rows:
+        value = None if row[key] == NONE else row[key]
+        target = into.setdefault(value, {name: 0 for name in COUNTS} | {key: value})
+        for name in COUNTS:
+            if name in row and row[name] is not None:
+                target[name] += sign * row[name]
+
+
+ROLLED = """
+SELECT {group} AS value, {sums}
+FROM rollups
+WHERE site_id = :site AND dimension = :dimension AND day >= :first AND day <= :last {extra}
+GROUP BY {group}
+"""
+
+RETURNED = """
+SELECT {group} AS value, SUM(visitors) AS visitors, SUM(visits) AS visits
+FROM rollup_returns
+WHERE site_id = :site AND dimension = :dimension AND day >= :first AND day <= :last
+  AND previous_day >= :since {extra}
+GROUP BY {group}
+"""
+
+RAW_VISITS = """
+SELECT {group} AS value, {visitors} AS visitors, COUNT(*) AS visits,
+       SUM(v.pageviews) AS pageviews, SUM(v.pageviews + v.events) AS events,
+       SUM(v.pageviews <= 1 AND v.interactions = 0) AS bounces,
+       SUM(MAX((v.ended - v.started) * 1000, v.engaged_ms)) AS duration_ms,
+       SUM(v.scroll_sum) AS scroll_sum, SUM(v.scroll_pages) AS scroll_pages
+FROM visits AS v
+WHERE v.site_id = :site AND v.started >= :raw AND v.started < :end {extra}
+GROUP BY value
+"""
+
+
+def _sums_of(*names: str) -> str:
+    # Only what the report shows: each SUM costs ~0.1 us a row, on tens of thousands of rows.
+    return ", ".join(f"SUM({name}) AS {name}" for name in names)
+
+
+VISIT_SUMS = _sums_of(*COUNTS)
+HIT_SUMS = _sums_of("visitors", "visits", "pageviews", "events")
+ENTRY_SUMS = _sums_of("visits", "bounces", "duration_ms")
+
+
+def _params(query: Query, part: Split, dimension: str) -> dict[str, Any]:
+    return {
+        "site": query.site.id, "dimension": dimension, "first": part.first,
+        "last": part.days[-1], "since": part.first, "start": part.start,
+        "raw": part.raw_from, "end": query.end_ts,
+    }  # fmt: skip
+
+
+async def aggregate(conn: Any, query: Query, part: Split) -> dict[str, Any]:
+    params, extra = _narrowed(query, part)
+    sums: dict[Any, dict[str, Any]] = {}
+    rolled = ROLLED.format(group="NULL", sums=VISIT_SUMS, extra=extra)
+    _merge(sums, await fetch(conn, rolled, params))
+    _merge(sums, await fetch(conn, RETURNED.format(group="NULL", extra=extra), params), -1)
+    if part.raw_from < query.end_ts:
+        raw = RAW_VISITS.format(group="NULL", **_raw_visitors(part, ":start"))
+        _merge(sums, await fetch(conn, raw, params))
+    return _figures(sums.get(None, {n: 0 for n in COUNTS}))
+
+
+def _narrowed(query: Query, part: Split) -> tuple[dict[str, Any], str]:
+    """Parameters, and the condition on `value` when the query is narrowed to one."""
+    params = {**_params(query, part, part.dimension), "value": part.value}
+    return params, "" if part.dimension == TOTAL else "AND value = :value"
+
+
+def _raw_visitors(part: Split, since: str) -> dict[str, str]:
+    """How raw visits count visitors (and which count) when their bucket starts at `since`:
+    by their previous visit's start for the totals, as visits seen with the value before."""
+    if part.dimension == TOTAL:
+        visitors = f"SUM(v.previous_started IS NULL OR v.previous_started < {since})"
+        return {"visitors": visitors, "extra": ""}
+    column = VISIT_SQL[part.dimension]
+    seen = _seen_visit(part.dimension, since)
+    return {
+        "visitors": f"COUNT(DISTINCT CASE WHEN NOT {seen} THEN v.visitor_id END)",
+        "extra": f"AND {column} = :value",
+    }
+
+
+async def series(conn: Any, query: Query, part: Split, bucket: str) -> list[dict[str, Any]]:
+    """Visit metrics per day, week or month bucket (labels as sqlite_reports.bucket_sql)."""
+    params, extra = _narrowed(query, part)
+    label = {"day": _day_label, "week": _week, "month": _month}[bucket]
+    by_bucket: dict[Any, dict[str, Any]] = {}
+    rolled = ROLLED.format(group="day", sums=VISIT_SUMS, extra=extra)
+    for row in await fetch(conn, rolled, params):
+        _merge(by_bucket, [{**row, "value": label(row["value"])}])
+    returns = await fetch(
+        conn,
+        "SELECT day, previous_day, SUM(visitors) AS visitors FROM rollup_returns"
+        " WHERE site_id = :site AND dimension = :dimension AND day >= :first AND day <= :last"
+        f" AND previous_day >= :since {extra} GROUP BY day, previous_day",
+        params,
+    )
+    for row in returns:
+        bucket_label = label(row["day"])
+        # Seen earlier in the same bucket (and the period): counted there already.
+        if row["previous_day"] >= max(bucket_label, part.first):
+            by_bucket[bucket_label]["visitors"] -= row["visitors"]
+    if part.raw_from < query.end_ts:
+        # Raw visits count as visitors when their visitor's previous visit started before
+        # their bucket (or the period): one CASE arm per bucket the raw part touches.
+        zone = query.zone
+        raw_day = datetime.fromtimestamp(part.raw_from, zone).date()
+        last = query.last_day
+        arms, day = [], raw_day
+        while day <= last:
+            bucket_day = date.fromisoformat(label(day.isoformat()))
+            bucket_start = max(midnight(bucket_day, zone), part.start)
+            arms.append(f"WHEN v.started < {midnight(day + timedelta(days=1), zone)}"
+                        f" THEN {bucket_start}")  # fmt: skip
+            day += timedelta(days=1)
+        since = f"(CASE {' '.join(arms)} END)"
+        group = bucket_sql(query, "v.started")
+        raw = RAW_VISITS.format(group=group, **_raw_visitors(part, since))
+        _merge(by_bucket, await fetch(conn, raw, params))
+    return [{"value": value, **_figures(row)} for value, row in by_bucket.items()]
+
+
+def _day_label(day: str) -> str:
+    return day
+
+
+def _month(day: str) -> str:
+    return day[:8] + "01"
+
+
+def _week(day: str) -> str:
+    d = date.fromisoformat(day)
+    return (d - timedelta(days=d.weekday())).isoformat()
+
+
+def _seen_visit(dimension: str, since: str = ":start") -> str:
+    """Whether a raw visit's visitor had a visit with the same value in the rolled-up part,
+    from `since` (the period's or the bucket's start) on."""
+    column = VISIT_SQL[dimension]
+    earlier = column.replace("v.", "w.")
+    return (
+        f"(COALESCE(v.previous_started, 0) >= {since} AND EXISTS (SELECT 1 FROM events AS e2"
+        " JOIN visits AS w ON w.id = e2.visit_id"
+        " WHERE e2.site_id = :site AND e2.visitor_id = v.visitor_id"
+        f" AND e2.ts >= {since} AND e2.ts < :raw AND w.started >= {since} AND w.started < :raw"
+        f" AND {earlier} IS {column}))"
+    )
+
+
+async def by_visit(
+    conn: Any, query: Query, part: Split, dimension: str, values: Sequence[Any] | None = None
+) -> list[dict[str, Any]]:
+    """Visit metrics per value; with `values`, for those only, and without visitors (what
+    a page's bounce rate and visit duration, from its entries, ask)."""
+    params = _params(query, part, dimension)
+    extra, counts = "", VISIT_SUMS
+    if values is not None:
+        params["values"] = json.dumps(list(values))
+        extra, counts = "AND value IN (SELECT value FROM json_each(:values))", ENTRY_SUMS
+    sums: dict[Any, dict[str, Any]] = {}
+    rolled = ROLLED.format(group="value", sums=counts, extra=extra)
+    _merge(sums, await fetch(conn, rolled, params))
+    _merge(sums, await fetch(conn, RETURNED.format(group="value", extra=extra), params), -1)
+    if part.raw_from < query.end_ts:
+        column = VISIT_SQL[dimension]
+        visitors = f"COUNT(DISTINCT CASE WHEN NOT {_seen_visit(dimension)} THEN v.visitor_id END)"
+        raw_extra = (
+            f"AND {column} IN (SELECT value FROM json_each(:values))" if values is not None else ""
+        )
+        raw = RAW_VISITS.format(group=column, visitors=visitors, extra=raw_extra)
+        _merge(sums, await fetch(conn, raw, params))
+    return [{"value": value, **_figures(row)} for value, row in sums.items()]
+
+
+async def by_hit(conn: Any, query: Query, part: Split, dimension: str) -> list[dict[str, Any]]:
+    params = _params(query, part, dimension)
+    sums: dict[Any, dict[str, Any]] = {}
+    _merge(sums, await fetch(conn, ROLLED.format(group="value", sums=HIT_SUMS, extra=""), params))
+    _merge(sums, await fetch(conn, RETURNED.format(group="value", extra=""), params), -1)
+    if dimension.startswith(PROPS):
+        # Days before the property's first hit have no rows of it: every hit of theirs is
+        # `(none)`, which is what EVERY_HIT sums.
+        having = await fetch(
+            conn,
+            "SELECT DISTINCT day FROM rollups WHERE site_id = :site AND dimension = :dimension"
+            " AND day >= :first AND day <= :last",
+            params,
+        )
+        lacking = sorted(set(part.days) - {row["day"] for row in having})
+        if lacking:
+            every = {**params, "dimension": EVERY_HIT, "lacking": json.dumps(lacking)}
+            extra = "AND day IN (SELECT value FROM json_each(:lacking))"
+            rolled = ROLLED.format(group="value", sums=HIT_SUMS, extra=extra)
+            _merge(sums, await fetch(conn, rolled, every))
+            _merge(sums, await fetch(conn, RETURNED.format(group="value", extra=extra), every), -1)
+    if part.raw_from < query.end_ts:
+        column = (
+            f"COALESCE(json_extract(e.props, :path), '{NO_VALUE}')"
+            if dimension.startswith(PROPS)
+            else HIT_DIMENSIONS[dimension]
+        )
+        params["path"] = "$." + json.dumps(dimension[len(PROPS) :])
+        which = "e.name = 'pageview'" if dimension in PAGEVIEWS_ONLY else "e.name != 'engagement'"
+        earlier = (
+            "SELECT 1 FROM events AS e2 WHERE e2.site_id = :site"
+            " AND e2.visitor_id = e.visitor_id AND e2.ts >= :start AND e2.ts < :raw"
+            f" AND {which.replace('e.', 'e2.')} AND {column.replace('e.', 'e2.')} = {column}"
+        )
+        raw = (
+            f"SELECT {column} AS value,"
+            f" COUNT(DISTINCT CASE WHEN NOT EXISTS ({earlier}) THEN e.visitor_id END)"
+            " AS visitors,"
+            f" COUNT(DISTINCT CASE WHEN NOT EXISTS ({earlier} AND e2.visit_id = e.visit_id)"
+            " THEN e.visit_id END) AS visits,"
+            " SUM(e.name = 'pageview') AS pageviews, COUNT(*) AS events"
+            " FROM events AS e WHERE e.site_id = :site AND e.ts >= :raw AND e.ts < :end"
+            f" AND {which} GROUP BY value"
+        )
+        _merge(sums, await fetch(conn, raw, params))
+    return [
+        {"value": value, "visitors": row["visitors"], "visits": row["visits"],
+         "pageviews": row["pageviews"], "events": row["events"]}
+        for value, row in sums.items()
+    ]  # fmt: skip
