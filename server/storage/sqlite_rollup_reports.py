@@ -23,6 +23,7 @@ from .sqlite_rollups import (
     TOTAL,
     VERSION,
     midnight,
+    week_label,
 )
 
 if TYPE_CHECKING:
@@ -38,6 +39,8 @@ class Split:
     first: str
     start: int
     raw_from: int
+    # The rows to read for those days: whole weeks' where there are, days' for the rest.
+    labels: tuple[str, ...] = ()
     # What the query is narrowed to: a visit dimension and one value of it, or the totals.
     dimension: str = TOTAL
     value: Any = None
@@ -95,7 +98,29 @@ async def split(conn: Any, query: Query, narrowed: bool = False) -> Split | None
         day += timedelta(days=1)
     if not days:
         return None
-    return Split(tuple(days), days[0], start, min(raw_from, query.end_ts), *narrow)
+    labels = await _with_weeks(conn, query, days)
+    return Split(tuple(days), days[0], start, min(raw_from, query.end_ts), labels, *narrow)
+
+
+async def _with_weeks(conn: Any, query: Query, days: list[str]) -> tuple[str, ...]:
+    """The labels to read for `days`: a week's where all seven of its days are among them."""
+    first, last = date.fromisoformat(days[0]), date.fromisoformat(days[-1])
+    weeks = await fetch(
+        conn,
+        "SELECT day FROM rollup_days WHERE site_id = :site AND day >= :first AND day <= :last"
+        " AND version = :version AND timezone = :timezone",
+        {"site": query.site.id, "first": week_label(first - timedelta(days=6)),
+         "last": week_label(last), "version": VERSION, "timezone": query.site.timezone},
+    )  # fmt: skip
+    left = set(days)
+    labels = []
+    for row in weeks:
+        monday = date.fromisoformat(row["day"][1:])
+        week = {(monday + timedelta(days=n)).isoformat() for n in range(7)}
+        if week <= left:
+            left -= week
+            labels.append(row["day"])
+    return (*labels, *sorted(left))
 
 
 def _figures(row: dict[str, Any]) -> dict[str, Any]:
@@ -126,15 +151,16 @@ def _merge(into: dict[Any, dict[str, Any]], rows: Iterable[dict[str, Any]], sign
 ROLLED = """
 SELECT {group} AS value, {sums}
 FROM rollups
-WHERE site_id = :site AND dimension = :dimension AND day >= :first AND day <= :last {extra}
+WHERE site_id = :site AND dimension = :dimension
+  AND day IN (SELECT value FROM json_each(:labels)) {extra}
 GROUP BY {group}
 """
 
 RETURNED = """
 SELECT {group} AS value, SUM(visitors) AS visitors, SUM(visits) AS visits
 FROM rollup_returns
-WHERE site_id = :site AND dimension = :dimension AND day >= :first AND day <= :last
-  AND previous_day >= :since {extra}
+WHERE site_id = :site AND dimension = :dimension
+  AND day IN (SELECT value FROM json_each(:labels)) AND previous_day >= :since {extra}
 GROUP BY {group}
 """
 
@@ -162,8 +188,8 @@ ENTRY_SUMS = _sums_of("visits", "bounces", "duration_ms")
 
 def _params(query: Query, part: Split, dimension: str) -> dict[str, Any]:
     return {
-        "site": query.site.id, "dimension": dimension, "first": part.first,
-        "last": part.days[-1], "since": part.first, "start": part.start,
+        "site": query.site.id, "dimension": dimension, "labels": json.dumps(part.labels),
+        "since": part.first, "start": part.start,
         "raw": part.raw_from, "end": query.end_ts,
     }  # fmt: skip
 
@@ -203,6 +229,7 @@ def _raw_visitors(part: Split, since: str) -> dict[str, str]:
 async def series(conn: Any, query: Query, part: Split, bucket: str) -> list[dict[str, Any]]:
     """Visit metrics per day, week or month bucket (labels as sqlite_reports.bucket_sql)."""
     params, extra = _narrowed(query, part)
+    params["labels"] = json.dumps(part.days)  # days' rows, not weeks': buckets are of days
     label = {"day": _day_label, "week": _week, "month": _month}[bucket]
     by_bucket: dict[Any, dict[str, Any]] = {}
     rolled = ROLLED.format(group="day", sums=VISIT_SUMS, extra=extra)
@@ -211,7 +238,8 @@ async def series(conn: Any, query: Query, part: Split, bucket: str) -> list[dict
     returns = await fetch(
         conn,
         "SELECT day, previous_day, SUM(visitors) AS visitors FROM rollup_returns"
-        " WHERE site_id = :site AND dimension = :dimension AND day >= :first AND day <= :last"
+        " WHERE site_id = :site AND dimension = :dimension"
+        " AND day IN (SELECT value FROM json_each(:labels))"
         f" AND previous_day >= :since {extra} GROUP BY day, previous_day",
         params,
     )
@@ -303,10 +331,10 @@ async def by_hit(conn: Any, query: Query, part: Split, dimension: str) -> list[d
         having = await fetch(
             conn,
             "SELECT DISTINCT day FROM rollups WHERE site_id = :site AND dimension = :dimension"
-            " AND day >= :first AND day <= :last",
+            " AND day IN (SELECT value FROM json_each(:labels))",
             params,
         )
-        lacking = sorted(set(part.days) - {row["day"] for row in having})
+        lacking = sorted(set(part.labels) - {row["day"] for row in having})
         if lacking:
             every = {**params, "dimension": EVERY_HIT, "lacking": json.dumps(lacking)}
             extra = "AND day IN (SELECT value FROM json_each(:lacking))"
