@@ -42,9 +42,9 @@ class RollupBuilder:
                 days = await self.storage.build_rollups(now, self._stop)
                 log.debug("rollups: %d site-days summed", days)
             except Exception:
-                # Reports read raw rows for days not summed, so a failed build costs speed,
-                # never a figure; the next one tries again. Sums and counts only: nothing
-                # about a visitor can be in the message.
+                # Reports read raw rows once the sums are 15 minutes behind (and for days
+                # not summed), so failed builds cost speed, never a figure; the next one tries
+                # again. Sums and counts only: nothing about a visitor can be in the message.
                 log.exception("rollups: the build failed; reports read raw rows until one works")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.every)

@@ -8,17 +8,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
-from .sqlite_reports import VISIT_SQL, bucket_sql, fetch
+from .sqlite_reports import VISIT_SQL, fetch
 from .sqlite_rollups import (
     COUNTS,
     EVERY_HIT,
-    HIT_DIMENSIONS,
-    NO_VALUE,
     NONE,
-    PAGEVIEWS_ONLY,
     PROPS,
     TOTAL,
     VERSION,
@@ -29,16 +26,20 @@ from .sqlite_rollups import (
 if TYPE_CHECKING:
     from ..reports.query import Query
 
+# How far behind the newest hit the sums may be and still answer: three builds at the default
+# interval. Past it the builds have stopped (a failure), and reports read raw rows instead.
+STALE = 15 * 60
+
 
 @dataclass(frozen=True)
 class Split:
-    """Which of a query's days rollups answer (`days`, from its first), and from when on the
-    rest is read raw (`raw_from`, UTC; the query's end when rollups cover it all)."""
+    """Which of a query's days rollups answer (`days`, from its first), up to when (`until`,
+    UTC: the period's end, or what the last build summed of today)."""
 
     days: tuple[str, ...]
     first: str
     start: int
-    raw_from: int
+    until: int  # the end of what the last build summed, or of the period
     # The rows to read for those days: whole weeks' where there are, days' for the rest.
     labels: tuple[str, ...] = ()
     # What the query is narrowed to: a visit dimension and one value of it, or the totals.
@@ -86,20 +87,31 @@ async def split(conn: Any, query: Query, narrowed: bool = False) -> Split | None
             return None
         day, start = date.fromisoformat(rows[0]["day"]), rows[0]["start"]
     days: list[str] = []
-    raw_from = start
+    until = start
     for row in rows:
         expected = midnight(day, zone)
         if row["day"] != day.isoformat() or row["timezone"] != tz or row["start"] != expected:
-            break
+            return None  # a day summed in another zone, or not summed: read raw rows
         days.append(row["day"])
-        raw_from = row["covered"]
-        if row["covered"] < row["end"]:
-            break
+        until = row["covered"]
         day += timedelta(days=1)
-    if not days:
-        return None
+    if until < query.end_ts:
+        # The rest of the period is after the last build (today's last minutes, or a new day
+        # not summed yet), or a day in it is missing: only the former is left out.
+        latest = await fetch(
+            conn,
+            "SELECT MAX(day) AS day FROM rollup_days WHERE site_id = :site AND day NOT LIKE 'W%'",
+            {"site": query.site.id},
+        )
+        if latest[0]["day"] != days[-1]:
+            return None
+        newest = await fetch(
+            conn, "SELECT MAX(ts) AS ts FROM events WHERE site_id = :site", {"site": query.site.id}
+        )
+        if (newest[0]["ts"] or 0) - until > STALE:
+            return None  # builds have stopped: raw rows, slower but current
     labels = await _with_weeks(conn, query, days)
-    return Split(tuple(days), days[0], start, min(raw_from, query.end_ts), labels, *narrow)
+    return Split(tuple(days), days[0], start, min(until, query.end_ts), labels, *narrow)
 
 
 async def _with_weeks(conn: Any, query: Query, days: list[str]) -> tuple[str, ...]:
@@ -164,17 +176,6 @@ WHERE site_id = :site AND dimension = :dimension
 GROUP BY {group}
 """
 
-RAW_VISITS = """
-SELECT {group} AS value, {visitors} AS visitors, COUNT(*) AS visits,
-       SUM(v.pageviews) AS pageviews, SUM(v.pageviews + v.events) AS events,
-       SUM(v.pageviews <= 1 AND v.interactions = 0) AS bounces,
-       SUM(MAX((v.ended - v.started) * 1000, v.engaged_ms)) AS duration_ms,
-       SUM(v.scroll_sum) AS scroll_sum, SUM(v.scroll_pages) AS scroll_pages
-FROM visits AS v
-WHERE v.site_id = :site AND v.started >= :raw AND v.started < :end {extra}
-GROUP BY value
-"""
-
 
 def _sums_of(*names: str) -> str:
     # Only what the report shows: each SUM costs ~0.1 us a row, on tens of thousands of rows.
@@ -189,8 +190,7 @@ ENTRY_SUMS = _sums_of("visits", "bounces", "duration_ms")
 def _params(query: Query, part: Split, dimension: str) -> dict[str, Any]:
     return {
         "site": query.site.id, "dimension": dimension, "labels": json.dumps(part.labels),
-        "since": part.first, "start": part.start,
-        "raw": part.raw_from, "end": query.end_ts,
+        "since": part.first,
     }  # fmt: skip
 
 
@@ -200,9 +200,6 @@ async def aggregate(conn: Any, query: Query, part: Split) -> dict[str, Any]:
     rolled = ROLLED.format(group="NULL", sums=VISIT_SUMS, extra=extra)
     _merge(sums, await fetch(conn, rolled, params))
     _merge(sums, await fetch(conn, RETURNED.format(group="NULL", extra=extra), params), -1)
-    if part.raw_from < query.end_ts:
-        raw = RAW_VISITS.format(group="NULL", **_raw_visitors(part, ":start"))
-        _merge(sums, await fetch(conn, raw, params))
     return _figures(sums.get(None, {n: 0 for n in COUNTS}))
 
 
@@ -210,20 +207,6 @@ def _narrowed(query: Query, part: Split) -> tuple[dict[str, Any], str]:
     """Parameters, and the condition on `value` when the query is narrowed to one."""
     params = {**_params(query, part, part.dimension), "value": part.value}
     return params, "" if part.dimension == TOTAL else "AND value = :value"
-
-
-def _raw_visitors(part: Split, since: str) -> dict[str, str]:
-    """How raw visits count visitors (and which count) when their bucket starts at `since`:
-    by their previous visit's start for the totals, as visits seen with the value before."""
-    if part.dimension == TOTAL:
-        visitors = f"SUM(v.previous_started IS NULL OR v.previous_started < {since})"
-        return {"visitors": visitors, "extra": ""}
-    column = VISIT_SQL[part.dimension]
-    seen = _seen_visit(part.dimension, since)
-    return {
-        "visitors": f"COUNT(DISTINCT CASE WHEN NOT {seen} THEN v.visitor_id END)",
-        "extra": f"AND {column} = :value",
-    }
 
 
 async def series(conn: Any, query: Query, part: Split, bucket: str) -> list[dict[str, Any]]:
@@ -248,23 +231,6 @@ async def series(conn: Any, query: Query, part: Split, bucket: str) -> list[dict
         # Seen earlier in the same bucket (and the period): counted there already.
         if row["previous_day"] >= max(bucket_label, part.first):
             by_bucket[bucket_label]["visitors"] -= row["visitors"]
-    if part.raw_from < query.end_ts:
-        # Raw visits count as visitors when their visitor's previous visit started before
-        # their bucket (or the period): one CASE arm per bucket the raw part touches.
-        zone = query.zone
-        raw_day = datetime.fromtimestamp(part.raw_from, zone).date()
-        last = query.last_day
-        arms, day = [], raw_day
-        while day <= last:
-            bucket_day = date.fromisoformat(label(day.isoformat()))
-            bucket_start = max(midnight(bucket_day, zone), part.start)
-            arms.append(f"WHEN v.started < {midnight(day + timedelta(days=1), zone)}"
-                        f" THEN {bucket_start}")  # fmt: skip
-            day += timedelta(days=1)
-        since = f"(CASE {' '.join(arms)} END)"
-        group = bucket_sql(query, "v.started")
-        raw = RAW_VISITS.format(group=group, **_raw_visitors(part, since))
-        _merge(by_bucket, await fetch(conn, raw, params))
     return [{"value": value, **_figures(row)} for value, row in by_bucket.items()]
 
 
@@ -281,20 +247,6 @@ def _week(day: str) -> str:
     return (d - timedelta(days=d.weekday())).isoformat()
 
 
-def _seen_visit(dimension: str, since: str = ":start") -> str:
-    """Whether a raw visit's visitor had a visit with the same value in the rolled-up part,
-    from `since` (the period's or the bucket's start) on."""
-    column = VISIT_SQL[dimension]
-    earlier = column.replace("v.", "w.")
-    return (
-        f"(COALESCE(v.previous_started, 0) >= {since} AND EXISTS (SELECT 1 FROM events AS e2"
-        " JOIN visits AS w ON w.id = e2.visit_id"
-        " WHERE e2.site_id = :site AND e2.visitor_id = v.visitor_id"
-        f" AND e2.ts >= {since} AND e2.ts < :raw AND w.started >= {since} AND w.started < :raw"
-        f" AND {earlier} IS {column}))"
-    )
-
-
 async def by_visit(
     conn: Any, query: Query, part: Split, dimension: str, values: Sequence[Any] | None = None
 ) -> list[dict[str, Any]]:
@@ -309,14 +261,6 @@ async def by_visit(
     rolled = ROLLED.format(group="value", sums=counts, extra=extra)
     _merge(sums, await fetch(conn, rolled, params))
     _merge(sums, await fetch(conn, RETURNED.format(group="value", extra=extra), params), -1)
-    if part.raw_from < query.end_ts:
-        column = VISIT_SQL[dimension]
-        visitors = f"COUNT(DISTINCT CASE WHEN NOT {_seen_visit(dimension)} THEN v.visitor_id END)"
-        raw_extra = (
-            f"AND {column} IN (SELECT value FROM json_each(:values))" if values is not None else ""
-        )
-        raw = RAW_VISITS.format(group=column, visitors=visitors, extra=raw_extra)
-        _merge(sums, await fetch(conn, raw, params))
     return [{"value": value, **_figures(row)} for value, row in sums.items()]
 
 
@@ -341,30 +285,6 @@ async def by_hit(conn: Any, query: Query, part: Split, dimension: str) -> list[d
             rolled = ROLLED.format(group="value", sums=HIT_SUMS, extra=extra)
             _merge(sums, await fetch(conn, rolled, every))
             _merge(sums, await fetch(conn, RETURNED.format(group="value", extra=extra), every), -1)
-    if part.raw_from < query.end_ts:
-        column = (
-            f"COALESCE(json_extract(e.props, :path), '{NO_VALUE}')"
-            if dimension.startswith(PROPS)
-            else HIT_DIMENSIONS[dimension]
-        )
-        params["path"] = "$." + json.dumps(dimension[len(PROPS) :])
-        which = "e.name = 'pageview'" if dimension in PAGEVIEWS_ONLY else "e.name != 'engagement'"
-        earlier = (
-            "SELECT 1 FROM events AS e2 WHERE e2.site_id = :site"
-            " AND e2.visitor_id = e.visitor_id AND e2.ts >= :start AND e2.ts < :raw"
-            f" AND {which.replace('e.', 'e2.')} AND {column.replace('e.', 'e2.')} = {column}"
-        )
-        raw = (
-            f"SELECT {column} AS value,"
-            f" COUNT(DISTINCT CASE WHEN NOT EXISTS ({earlier}) THEN e.visitor_id END)"
-            " AS visitors,"
-            f" COUNT(DISTINCT CASE WHEN NOT EXISTS ({earlier} AND e2.visit_id = e.visit_id)"
-            " THEN e.visit_id END) AS visits,"
-            " SUM(e.name = 'pageview') AS pageviews, COUNT(*) AS events"
-            " FROM events AS e WHERE e.site_id = :site AND e.ts >= :raw AND e.ts < :end"
-            f" AND {which} GROUP BY value"
-        )
-        _merge(sums, await fetch(conn, raw, params))
     return [
         {"value": value, "visitors": row["visitors"], "visits": row["visits"],
          "pageviews": row["pageviews"], "events": row["events"]}
