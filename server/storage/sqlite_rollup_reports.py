@@ -59,6 +59,20 @@ def _narrowed_to(query: Query) -> tuple[str, Any] | None:
     return None
 
 
+# Everything split() needs, in one statement (each one is a hop to the reader's thread): the
+# period's days and weeks, the site's first and last summed day, and its newest hit.
+SUMMED = """
+SELECT day, timezone, start, covered, end,
+       (SELECT MIN(day) FROM rollup_days WHERE site_id = :site) AS earliest,
+       (SELECT MAX(day) FROM rollup_days WHERE site_id = :site AND day < 'W') AS latest,
+       (SELECT ts FROM events WHERE site_id = :site ORDER BY ts DESC LIMIT 1) AS newest
+FROM rollup_days
+WHERE site_id = :site AND version = :version
+  AND (day BETWEEN :first AND :last OR day BETWEEN :first_week AND :last_week)
+ORDER BY day
+"""
+
+
 async def split(conn: Any, query: Query, narrowed: bool = False) -> Split | None:
     """The rolled-up part of a query, or None when rollups cannot answer it: unfiltered, or
     with `narrowed` (totals and time series) filtered to one value of a visit dimension."""
@@ -66,24 +80,21 @@ async def split(conn: Any, query: Query, narrowed: bool = False) -> Split | None
     if narrow is None or (narrow[0] != TOTAL and not narrowed) or query.period == "realtime":
         return None
     zone, tz = query.zone, query.site.timezone
-    rows = await fetch(
+    summed = await fetch(
         conn,
-        "SELECT day, timezone, start, covered, end FROM rollup_days"
-        " WHERE site_id = :site AND day >= :first AND day <= :last AND version = :version"
-        " ORDER BY day",
-        {"site": query.site.id, "first": query.first_day.isoformat(),
-         "last": query.last_day.isoformat(), "version": VERSION},
+        SUMMED,
+        {"site": query.site.id, "version": VERSION, "first": query.first_day.isoformat(),
+         "last": query.last_day.isoformat(),
+         "first_week": week_label(query.first_day - timedelta(days=6)),
+         "last_week": week_label(query.last_day)},
     )  # fmt: skip
+    rows = [row for row in summed if not row["day"].startswith("W")]
     if not rows:
         return None
     day, start = query.first_day, query.start_ts
     if rows[0]["day"] != day.isoformat():
         # A period from before the site's first visit (`all`): rollups start on that day.
-        earliest = await fetch(
-            conn, "SELECT MIN(day) AS day FROM rollup_days WHERE site_id = :site",
-            {"site": query.site.id},
-        )  # fmt: skip
-        if earliest[0]["day"] != rows[0]["day"]:
+        if rows[0]["earliest"] != rows[0]["day"]:
             return None
         day, start = date.fromisoformat(rows[0]["day"]), rows[0]["start"]
     days: list[str] = []
@@ -97,41 +108,27 @@ async def split(conn: Any, query: Query, narrowed: bool = False) -> Split | None
         day += timedelta(days=1)
     if until < query.end_ts:
         # The rest of the period is after the last build (today's last minutes, or a new day
-        # not summed yet), or a day in it is missing: only the former is left out.
-        latest = await fetch(
-            conn,
-            "SELECT MAX(day) AS day FROM rollup_days WHERE site_id = :site AND day NOT LIKE 'W%'",
-            {"site": query.site.id},
-        )
-        if latest[0]["day"] != days[-1]:
+        # not summed yet), or a day in it is missing: only the former is left out, and only
+        # while builds go on.
+        if rows[0]["latest"] != days[-1]:
             return None
-        newest = await fetch(
-            conn, "SELECT MAX(ts) AS ts FROM events WHERE site_id = :site", {"site": query.site.id}
-        )
-        if (newest[0]["ts"] or 0) - until > STALE:
+        if (rows[0]["newest"] or 0) - until > STALE:
             return None  # builds have stopped: raw rows, slower but current
-    labels = await _with_weeks(conn, query, days)
+    weeks = [row["day"] for row in summed if row["day"].startswith("W") and row["timezone"] == tz]
+    labels = _with_weeks(days, weeks)
     return Split(tuple(days), days[0], start, min(until, query.end_ts), labels, *narrow)
 
 
-async def _with_weeks(conn: Any, query: Query, days: list[str]) -> tuple[str, ...]:
+def _with_weeks(days: list[str], weeks: list[str]) -> tuple[str, ...]:
     """The labels to read for `days`: a week's where all seven of its days are among them."""
-    first, last = date.fromisoformat(days[0]), date.fromisoformat(days[-1])
-    weeks = await fetch(
-        conn,
-        "SELECT day FROM rollup_days WHERE site_id = :site AND day >= :first AND day <= :last"
-        " AND version = :version AND timezone = :timezone",
-        {"site": query.site.id, "first": week_label(first - timedelta(days=6)),
-         "last": week_label(last), "version": VERSION, "timezone": query.site.timezone},
-    )  # fmt: skip
     left = set(days)
     labels = []
-    for row in weeks:
-        monday = date.fromisoformat(row["day"][1:])
+    for label in weeks:
+        monday = date.fromisoformat(label[1:])
         week = {(monday + timedelta(days=n)).isoformat() for n in range(7)}
         if week <= left:
             left -= week
-            labels.append(row["day"])
+            labels.append(label)
     return (*labels, *sorted(left))
 
 
