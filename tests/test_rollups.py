@@ -359,5 +359,7 @@ async def test_one_process_builds_at_a_time(tmp_path: Path) -> None:
     assert take_lease(second, 1000 + 15 * 60)  # a builder that died lets go in time
     release_lease(second)
     assert take_lease(first, 2000)
+    assert take_lease(first, 2000 + 14 * 60, renew=True)  # renewed between two days
+    assert not take_lease(second, 2000 + 20 * 60)
     first.close()
     second.close()

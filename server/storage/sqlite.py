@@ -686,10 +686,14 @@ class SQLiteStorage:
         return await asyncio.to_thread(self._build_rollups, sites, now, stop)
 
     def _build_rollups(self, sites: Sequence[Site], now: int, stop: threading.Event | None) -> int:
+        conn = rollups_sql.connect(str(self.path))
+
         def stopped() -> bool:
+            # Asked between two days: the lease is renewed as the build goes on, so a long
+            # first build (a year of a big site) is not joined by another process's.
+            rollups_sql.take_lease(conn, int(time.time()), renew=True)
             return self._stopping.is_set() or (stop is not None and stop.is_set())
 
-        conn = rollups_sql.connect(str(self.path))
         try:
             # One process builds at a time (`serve --workers N` starts N builders); a lease
             # rather than a lock, so a process killed mid-build holds it for minutes only.
