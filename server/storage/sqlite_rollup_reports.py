@@ -20,7 +20,9 @@ from .sqlite_rollups import (
     TOTAL,
     VERSION,
     midnight,
+    span_label,
     week_label,
+    with_weeks,
 )
 
 if TYPE_CHECKING:
@@ -45,6 +47,8 @@ class Split:
     # What the query is narrowed to: a visit dimension and one value of it, or the totals.
     dimension: str = TOTAL
     value: Any = None
+    # The label of the same days summed whole (sqlite_rollups.SPANS), if the last build did.
+    span: str | None = None
 
 
 def _narrowed_to(query: Query) -> tuple[str, Any] | None:
@@ -64,11 +68,11 @@ def _narrowed_to(query: Query) -> tuple[str, Any] | None:
 SUMMED = """
 SELECT day, timezone, start, covered, end,
        (SELECT MIN(day) FROM rollup_days WHERE site_id = :site) AS earliest,
-       (SELECT MAX(day) FROM rollup_days WHERE site_id = :site AND day < 'W') AS latest,
+       (SELECT MAX(day) FROM rollup_days WHERE site_id = :site AND day < 'A') AS latest,
        (SELECT ts FROM events WHERE site_id = :site ORDER BY ts DESC LIMIT 1) AS newest
 FROM rollup_days
 WHERE site_id = :site AND version = :version
-  AND (day BETWEEN :first AND :last OR day BETWEEN :first_week AND :last_week)
+  AND (day BETWEEN :first AND :last OR day BETWEEN :first_week AND :last_week OR day = :span)
 ORDER BY day
 """
 
@@ -86,9 +90,9 @@ async def split(conn: Any, query: Query, narrowed: bool = False) -> Split | None
         {"site": query.site.id, "version": VERSION, "first": query.first_day.isoformat(),
          "last": query.last_day.isoformat(),
          "first_week": week_label(query.first_day - timedelta(days=6)),
-         "last_week": week_label(query.last_day)},
+         "last_week": week_label(query.last_day), "span": span_label(query.days, query.last_day)},
     )  # fmt: skip
-    rows = [row for row in summed if not row["day"].startswith("W")]
+    rows = [row for row in summed if row["day"][0].isdigit()]
     if not rows:
         return None
     day, start = query.first_day, query.start_ts
@@ -115,21 +119,16 @@ async def split(conn: Any, query: Query, narrowed: bool = False) -> Split | None
         if (rows[0]["newest"] or 0) - until > STALE:
             return None  # builds have stopped: raw rows, slower but current
     weeks = [row["day"] for row in summed if row["day"].startswith("W") and row["timezone"] == tz]
-    labels = _with_weeks(days, weeks)
-    return Split(tuple(days), days[0], start, min(until, query.end_ts), labels, *narrow)
-
-
-def _with_weeks(days: list[str], weeks: list[str]) -> tuple[str, ...]:
-    """The labels to read for `days`: a week's where all seven of its days are among them."""
-    left = set(days)
-    labels = []
-    for label in weeks:
-        monday = date.fromisoformat(label[1:])
-        week = {(monday + timedelta(days=n)).isoformat() for n in range(7)}
-        if week <= left:
-            left -= week
-            labels.append(label)
-    return (*labels, *sorted(left))
+    labels = with_weeks(days, weeks)
+    # The whole range summed at the last build (SPANS), when it is exactly these days.
+    span = next(
+        (row for row in summed if row["day"].startswith("S") and row["timezone"] == tz), None
+    )
+    whole = span is not None and span["start"] == start and span["covered"] == until
+    return Split(
+        tuple(days), days[0], start, min(until, query.end_ts), labels, *narrow,
+        span=span["day"] if span is not None and whole else None,
+    )  # fmt: skip
 
 
 def _figures(row: dict[str, Any]) -> dict[str, Any]:
@@ -165,14 +164,6 @@ WHERE site_id = :site AND dimension = :dimension
 GROUP BY {group}
 """
 
-RETURNED = """
-SELECT {group} AS value, SUM(visitors) AS visitors, SUM(visits) AS visits
-FROM rollup_returns
-WHERE site_id = :site AND dimension = :dimension
-  AND day IN (SELECT value FROM json_each(:labels)) AND previous_day >= :since {extra}
-GROUP BY {group}
-"""
-
 
 def _sums_of(*names: str) -> str:
     # Only what the report shows: each SUM costs ~0.1 us a row, on tens of thousands of rows.
@@ -180,24 +171,78 @@ def _sums_of(*names: str) -> str:
 
 
 VISIT_SUMS = _sums_of(*COUNTS)
-HIT_SUMS = _sums_of("visitors", "visits", "pageviews", "events")
-ENTRY_SUMS = _sums_of("visits", "bounces", "duration_ms")
+
+# Sums less the visitors (and visits) seen before in the period, in one statement: the
+# figures come out final, a row a value, with no Python merging them (a month of pages is
+# 3,000 values, and ~3 us each of merging was most of a breakdown).
+NET = """
+WITH summed AS (
+    SELECT {group} AS value, {sums}
+    FROM rollups
+    WHERE site_id = :site AND dimension = :dimension
+      AND day IN (SELECT value FROM json_each(:labels)) {extra}
+    GROUP BY {group}
+), returned AS (
+    SELECT {group} AS value, SUM(visitors) AS visitors, SUM(visits) AS visits
+    FROM rollup_returns
+    WHERE site_id = :site AND dimension = :dimension
+      AND day IN (SELECT value FROM json_each(:labels)) AND previous_day >= :since {extra}
+    GROUP BY {group}
+)
+SELECT s.value, {net}
+FROM summed AS s LEFT JOIN returned AS r ON r.value IS s.value
+"""
+
+
+# A span's rows are final already: one a value, nothing to subtract.
+SPAN = """
+SELECT value, {columns} FROM rollups
+WHERE site_id = :site AND dimension = :dimension AND day = :span {extra}
+"""
+
+
+def _net(sums: tuple[str, ...], group: str = "value", extra: str = "", span: bool = False) -> str:
+    if span:
+        return SPAN.format(columns=", ".join(sums), extra=extra)  # `extra`: a narrowed value
+    net = ", ".join(
+        f"s.{name} - COALESCE(r.{name}, 0) AS {name}"
+        if name in ("visitors", "visits")
+        else f"s.{name} AS {name}"
+        for name in sums
+    )
+    return NET.format(group=group, sums=_sums_of(*sums), extra=extra, net=net)
+
+
+HIT_COUNTS = ("visitors", "visits", "pageviews", "events")
+ENTRY_COUNTS = ("visits", "bounces", "duration_ms")
+
+
+def _spanned(part: Split, dimension: str) -> bool:
+    return part.span is not None and not dimension.startswith(PROPS)
+
+
+async def _rows(conn: Any, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = await fetch(conn, sql, params)
+    for row in rows:
+        if row["value"] == NONE:
+            row["value"] = None
+    return rows
 
 
 def _params(query: Query, part: Split, dimension: str) -> dict[str, Any]:
+    # A span holds no properties (sqlite_rollups.SPAN_ROWS says why).
+    labels = (part.span,) if part.span and not dimension.startswith(PROPS) else part.labels
     return {
-        "site": query.site.id, "dimension": dimension, "labels": json.dumps(part.labels),
+        "site": query.site.id, "dimension": dimension, "labels": json.dumps(labels),
+        "span": part.span,
         "since": part.first,
     }  # fmt: skip
 
 
 async def aggregate(conn: Any, query: Query, part: Split) -> dict[str, Any]:
     params, extra = _narrowed(query, part)
-    sums: dict[Any, dict[str, Any]] = {}
-    rolled = ROLLED.format(group="NULL", sums=VISIT_SUMS, extra=extra)
-    _merge(sums, await fetch(conn, rolled, params))
-    _merge(sums, await fetch(conn, RETURNED.format(group="NULL", extra=extra), params), -1)
-    return _figures(sums.get(None, {n: 0 for n in COUNTS}))
+    rows = await fetch(conn, _net(COUNTS, "NULL", extra, span=_spanned(part, TOTAL)), params)
+    return _figures(rows[0] if rows else dict.fromkeys(COUNTS, 0))
 
 
 def _narrowed(query: Query, part: Split) -> tuple[dict[str, Any], str]:
@@ -250,22 +295,17 @@ async def by_visit(
     """Visit metrics per value; with `values`, for those only, and without visitors (what
     a page's bounce rate and visit duration, from its entries, ask)."""
     params = _params(query, part, dimension)
-    extra, counts = "", VISIT_SUMS
+    extra, counts = "", tuple(COUNTS)
     if values is not None:
         params["values"] = json.dumps(list(values))
-        extra, counts = "AND value IN (SELECT value FROM json_each(:values))", ENTRY_SUMS
-    sums: dict[Any, dict[str, Any]] = {}
-    rolled = ROLLED.format(group="value", sums=counts, extra=extra)
-    _merge(sums, await fetch(conn, rolled, params))
-    _merge(sums, await fetch(conn, RETURNED.format(group="value", extra=extra), params), -1)
-    return [{"value": value, **_figures(row)} for value, row in sums.items()]
+        extra, counts = "AND value IN (SELECT value FROM json_each(:values))", ENTRY_COUNTS
+    rows = await _rows(conn, _net(counts, extra=extra, span=_spanned(part, dimension)), params)
+    return [{"value": row["value"], **_figures(row)} for row in rows]
 
 
 async def by_hit(conn: Any, query: Query, part: Split, dimension: str) -> list[dict[str, Any]]:
     params = _params(query, part, dimension)
-    sums: dict[Any, dict[str, Any]] = {}
-    _merge(sums, await fetch(conn, ROLLED.format(group="value", sums=HIT_SUMS, extra=""), params))
-    _merge(sums, await fetch(conn, RETURNED.format(group="value", extra=""), params), -1)
+    rows = await _rows(conn, _net(HIT_COUNTS, span=_spanned(part, dimension)), params)
     if dimension.startswith(PROPS):
         # Days before the property's first hit have no rows of it: every hit of theirs is
         # `(none)`, which is what EVERY_HIT sums.
@@ -277,13 +317,13 @@ async def by_hit(conn: Any, query: Query, part: Split, dimension: str) -> list[d
         )
         lacking = sorted(set(part.labels) - {row["day"] for row in having})
         if lacking:
-            every = {**params, "dimension": EVERY_HIT, "lacking": json.dumps(lacking)}
-            extra = "AND day IN (SELECT value FROM json_each(:lacking))"
-            rolled = ROLLED.format(group="value", sums=HIT_SUMS, extra=extra)
-            _merge(sums, await fetch(conn, rolled, every))
-            _merge(sums, await fetch(conn, RETURNED.format(group="value", extra=extra), every), -1)
+            every = {**params, "dimension": EVERY_HIT, "labels": json.dumps(lacking)}
+            sums: dict[Any, dict[str, Any]] = {}
+            _merge(sums, rows)
+            _merge(sums, await _rows(conn, _net(HIT_COUNTS), every))
+            rows = list(sums.values())
     return [
-        {"value": value, "visitors": row["visitors"], "visits": row["visits"],
+        {"value": row["value"], "visitors": row["visitors"], "visits": row["visits"],
          "pageviews": row["pageviews"], "events": row["events"]}
-        for value, row in sums.items()
+        for row in rows
     ]  # fmt: skip

@@ -162,7 +162,7 @@ def build(
         row[0]: row[1:]
         for row in conn.execute(
             "SELECT day, timezone, final, covered, end, built_at FROM rollup_days"
-            " WHERE site_id = ? AND version = ? AND day NOT LIKE 'W%'",
+            " WHERE site_id = ? AND version = ? AND day < 'A'",
             (site.id, VERSION),
         )
     }
@@ -174,7 +174,9 @@ def build(
         if was is None or was[0] != site.timezone or not _current(conn, site, day, was):
             built += build_day(conn, site, day, now)
         day += timedelta(days=1)
-    return built + _build_weeks(conn, site, now, stop)
+    built += _build_weeks(conn, site, now, stop)
+    _build_spans(conn, site, today)
+    return built
 
 
 # Visits of a day that a hit has changed since a time: each hit moves its visit's end.
@@ -225,7 +227,7 @@ def _build_weeks(
     final = {day for day, timezone, done in rows if done and timezone == site.timezone}
     built = 0
     for label in sorted(final):
-        if label.startswith("W"):
+        if not label[0].isdigit():
             continue
         monday = date.fromisoformat(label)
         week = [(monday + timedelta(days=n)).isoformat() for n in range(7)]
@@ -235,6 +237,102 @@ def _build_weeks(
             break
         built += build_day(conn, site, monday, now, days=7)
     return built
+
+
+# The ranges a dashboard opens on, ending today: summed whole at each build from the day and
+# week rows, as a report over them would, so that such a report reads one row a value (a
+# month of pages: 3,000 rows, where its days and weeks are 30,000 to 90,000).
+SPANS = (7, 30)
+
+
+def span_label(days: int, last: date) -> str:
+    return f"S{days}:{last.isoformat()}"
+
+
+def with_weeks(days: Sequence[str], weeks: Iterable[str]) -> tuple[str, ...]:
+    """The labels to read for `days`: a week's where all seven of its days are among them."""
+    left = set(days)
+    labels = []
+    for label in weeks:
+        monday = date.fromisoformat(label[1:])
+        week = {(monday + timedelta(days=n)).isoformat() for n in range(7)}
+        if week <= left:
+            left -= week
+            labels.append(label)
+    return (*labels, *sorted(left))
+
+
+# A span's rows: its labels' sums, less the visitors (and visits) each value had already had
+# on an earlier day of the span. Properties are left out: their days may lack a property's
+# rows, which only a read knows how to stand in for (sqlite_rollup_reports.by_hit).
+SPAN_ROWS = """
+WITH summed AS (
+    SELECT dimension, value, SUM(visitors) AS visitors, SUM(visits) AS visits,
+           SUM(pageviews) AS pageviews, SUM(events) AS events, SUM(bounces) AS bounces,
+           SUM(duration_ms) AS duration_ms, SUM(scroll_sum) AS scroll_sum,
+           SUM(scroll_pages) AS scroll_pages
+    FROM rollups
+    WHERE site_id = :site AND day IN (SELECT value FROM json_each(:labels))
+      AND dimension NOT LIKE 'event:props:%'
+    GROUP BY dimension, value
+), returned AS (
+    SELECT dimension, value, SUM(visitors) AS visitors, SUM(visits) AS visits
+    FROM rollup_returns
+    WHERE site_id = :site AND day IN (SELECT value FROM json_each(:labels))
+      AND previous_day >= :first AND dimension NOT LIKE 'event:props:%'
+    GROUP BY dimension, value
+)
+INSERT INTO rollups (site_id, dimension, day, value, visitors, visits, pageviews, events,
+                     bounces, duration_ms, scroll_sum, scroll_pages)
+SELECT :site, s.dimension, :label, s.value, s.visitors - COALESCE(r.visitors, 0),
+       s.visits - COALESCE(r.visits, 0), s.pageviews, s.events, s.bounces, s.duration_ms,
+       s.scroll_sum, s.scroll_pages
+FROM summed AS s LEFT JOIN returned AS r ON r.dimension = s.dimension AND r.value = s.value
+"""
+
+
+def _build_spans(conn: sqlite3.Connection, site: Site, today: date) -> None:
+    """Sum each of SPANS ending today, in place of the last build's."""
+    rows = conn.execute(
+        "SELECT day, timezone, start, covered, end, final FROM rollup_days"
+        " WHERE site_id = ? AND version = ? AND day >= ? AND day <= ?",
+        (site.id, VERSION, (today - timedelta(days=max(SPANS) - 1)).isoformat(), "W" + "9"),
+    ).fetchall()
+    days = {row[0]: row for row in rows if row[0][0].isdigit() and row[1] == site.timezone}
+    weeks = [row[0] for row in rows if row[0].startswith("W") and row[1] == site.timezone]
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(
+            "DELETE FROM rollups WHERE site_id = ? AND day > 'S' AND day < 'T'", (site.id,)
+        )
+        conn.execute(
+            "DELETE FROM rollup_days WHERE site_id = ? AND day > 'S' AND day < 'T'", (site.id,)
+        )
+        last = days.get(today.isoformat())
+        for length in SPANS:
+            if last is None:
+                break
+            span = [(today - timedelta(days=n)).isoformat() for n in range(length - 1, -1, -1)]
+            held = [day for day in span if day in days]
+            # Contiguous to today, from the span's first day or the site's first summed one.
+            if not held or held != span[len(span) - len(held) :]:
+                continue
+            label = span_label(length, today)
+            conn.execute(
+                SPAN_ROWS,
+                {"site": site.id, "label": label, "first": held[0],
+                 "labels": json.dumps(with_weeks(held, weeks))},
+            )  # fmt: skip
+            conn.execute(
+                "INSERT INTO rollup_days (site_id, day, timezone, start, covered, end, built_at,"
+                " final, version) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)",
+                (site.id, label, site.timezone, days[held[0]][2], last[3], last[4], last[3],
+                 VERSION),
+            )  # fmt: skip
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def build_day(conn: sqlite3.Connection, site: Site, day: date, now: int, days: int = 1) -> int:
