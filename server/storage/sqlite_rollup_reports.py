@@ -295,12 +295,25 @@ async def by_visit(
     """Visit metrics per value; with `values`, for those only, and without visitors (what
     a page's bounce rate and visit duration, from its entries, ask)."""
     params = _params(query, part, dimension)
-    extra, counts = "", tuple(COUNTS)
+    spanned = _spanned(part, dimension)
     if values is not None:
         params["values"] = json.dumps(list(values))
-        extra, counts = "AND value IN (SELECT value FROM json_each(:values))", ENTRY_COUNTS
-    rows = await _rows(conn, _net(counts, extra=extra, span=_spanned(part, dimension)), params)
-    return [{"value": row["value"], **_figures(row)} for row in rows]
+        extra = "AND value IN (SELECT value FROM json_each(:values))"
+        rows = await _rows(conn, _net(ENTRY_COUNTS, extra=extra, span=spanned), params)
+        return [{"value": row["value"], **_figures(row)} for row in rows]
+    # Straight from the tuples, one dict a value: a month of entry pages is 3,000 of them, and
+    # three dicts each (the row, its figures, the two merged) were a third of the report.
+    async with conn.execute(_net(tuple(COUNTS), span=spanned), params) as cursor:
+        tuples = await cursor.fetchall()
+    return [
+        {"value": None if value == NONE else value, "visitors": visitors or 0,
+         "visits": visits or 0, "pageviews": pageviews or 0, "events": events or 0,
+         "bounce_rate": 100.0 * bounces / visits if visits else None,
+         "visit_duration": duration_ms / 1000 / visits if visits else None,
+         "scroll_depth": 1.0 * scroll_sum / scroll_pages if scroll_pages else None}
+        for value, visitors, visits, pageviews, events, bounces, duration_ms, scroll_sum,
+        scroll_pages in tuples
+    ]  # fmt: skip
 
 
 async def by_hit(conn: Any, query: Query, part: Split, dimension: str) -> list[dict[str, Any]]:
