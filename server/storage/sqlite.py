@@ -663,7 +663,7 @@ class SQLiteStorage:
         self, query: Query, goals: Sequence[GoalLike], dimension: str
     ) -> list[dict[str, Any]]:
         async with self._read() as conn:
-            if dimension in rollups_sql.HIT_DIMENSIONS or dimension.startswith(rollups_sql.PROPS):
+            if rollups_sql.by_hit(dimension):
                 part = await rolled_sql.split(conn, query)
                 if part is not None:
                     return await rolled_sql.by_hit(conn, query, part, dimension)

@@ -35,13 +35,11 @@ STALE = 15 * 60
 
 @dataclass(frozen=True)
 class Split:
-    """Which of a query's days rollups answer (`days`, from its first), up to when (`until`,
-    UTC: the period's end, or what the last build summed of today)."""
+    """Which of a query's days rollups answer (`days`, from its first), up to what the last
+    build summed of them."""
 
     days: tuple[str, ...]
     first: str
-    start: int
-    until: int  # the end of what the last build summed, or of the period
     # The rows to read for those days: whole weeks' where there are, days' for the rest.
     labels: tuple[str, ...] = ()
     # What the query is narrowed to: a visit dimension and one value of it, or the totals.
@@ -126,24 +124,30 @@ async def split(conn: Any, query: Query, narrowed: bool = False) -> Split | None
     )
     whole = span is not None and span["start"] == start and span["covered"] == until
     return Split(
-        tuple(days), days[0], start, min(until, query.end_ts), labels, *narrow,
+        tuple(days), days[0], labels, *narrow,
         span=span["day"] if span is not None and whole else None,
     )  # fmt: skip
 
 
-def _figures(row: dict[str, Any]) -> dict[str, Any]:
-    """Sums turned into the metrics grouped() answers."""
-    visits = row.get("visits") or 0
-    pages = row.get("scroll_pages") or 0
+def _metrics(
+    value: Any, visitors: int, visits: int, pageviews: int, events: int, bounces: int,
+    duration_ms: int, scroll_sum: int, scroll_pages: int,
+) -> dict[str, Any]:  # fmt: skip
+    """A value's sums (COUNTS, in order) turned into the metrics grouped() answers."""
     return {
-        "visitors": row.get("visitors") or 0,
-        "visits": visits,
-        "pageviews": row.get("pageviews") or 0,
-        "events": row.get("events") or 0,
-        "bounce_rate": 100.0 * row["bounces"] / visits if visits else None,
-        "visit_duration": row["duration_ms"] / 1000 / visits if visits else None,
-        "scroll_depth": 1.0 * row["scroll_sum"] / pages if pages else None,
+        "value": None if value == NONE else value,
+        "visitors": visitors or 0,
+        "visits": visits or 0,
+        "pageviews": pageviews or 0,
+        "events": events or 0,
+        "bounce_rate": 100.0 * bounces / visits if visits else None,
+        "visit_duration": duration_ms / 1000 / visits if visits else None,
+        "scroll_depth": 1.0 * scroll_sum / scroll_pages if scroll_pages else None,
     }
+
+
+def _figures(row: dict[str, Any]) -> dict[str, Any]:
+    return _metrics(row.get("value"), *(row.get(name) or 0 for name in COUNTS))
 
 
 def _merge(into: dict[Any, dict[str, Any]], rows: Iterable[dict[str, Any]], sign: int = 1,
@@ -273,7 +277,7 @@ async def series(conn: Any, query: Query, part: Split, bucket: str) -> list[dict
         # Seen earlier in the same bucket (and the period): counted there already.
         if row["previous_day"] >= max(bucket_label, part.first):
             by_bucket[bucket_label]["visitors"] -= row["visitors"]
-    return [{"value": value, **_figures(row)} for value, row in by_bucket.items()]
+    return [_figures(row) for row in by_bucket.values()]
 
 
 def _day_label(day: str) -> str:
@@ -300,20 +304,11 @@ async def by_visit(
         params["values"] = json.dumps(list(values))
         extra = "AND value IN (SELECT value FROM json_each(:values))"
         rows = await _rows(conn, _net(ENTRY_COUNTS, extra=extra, span=spanned), params)
-        return [{"value": row["value"], **_figures(row)} for row in rows]
+        return [_figures(row) for row in rows]
     # Straight from the tuples, one dict a value: a month of entry pages is 3,000 of them, and
     # three dicts each (the row, its figures, the two merged) were a third of the report.
     async with conn.execute(_net(tuple(COUNTS), span=spanned), params) as cursor:
-        tuples = await cursor.fetchall()
-    return [
-        {"value": None if value == NONE else value, "visitors": visitors or 0,
-         "visits": visits or 0, "pageviews": pageviews or 0, "events": events or 0,
-         "bounce_rate": 100.0 * bounces / visits if visits else None,
-         "visit_duration": duration_ms / 1000 / visits if visits else None,
-         "scroll_depth": 1.0 * scroll_sum / scroll_pages if scroll_pages else None}
-        for value, visitors, visits, pageviews, events, bounces, duration_ms, scroll_sum,
-        scroll_pages in tuples
-    ]  # fmt: skip
+        return [_metrics(*row) for row in await cursor.fetchall()]
 
 
 async def by_hit(conn: Any, query: Query, part: Split, dimension: str) -> list[dict[str, Any]]:

@@ -31,9 +31,9 @@ if TYPE_CHECKING:
 VERSION = 1
 TOTAL = ""  # the dimension of a day's totals
 VISIT_DIMENSIONS = tuple(VISIT_SQL)
-# Event dimensions rolled up, and which hits each counts (as sqlite_reports.hits_by does).
-HIT_DIMENSIONS = {"event:page": "e.path", "event:hostname": "e.hostname", "event:name": "e.name"}
-PAGEVIEWS_ONLY = ("event:page", "event:hostname")
+# Event dimensions rolled up besides properties: page and hostname count pageviews, name
+# every hit but engagement (as sqlite_reports.hits_by does; _Day._hit_values).
+HIT_DIMENSIONS = ("event:page", "event:hostname", "event:name")
 # Today is covered up to this many seconds ago: a hit reaches the file up to a flush interval
 # (1 s by default, longer from another process or behind a busy writer) after it came, and
 # one stored after its day was summed would be missed until the next build.
@@ -93,6 +93,12 @@ PROPS = "event:props:"
 # first, stands for.
 EVERY_HIT = "event:props:*"
 NO_VALUE = "(none)"
+
+
+def by_hit(dimension: str) -> bool:
+    """Whether rollups sum a dimension by hits (as opposed to visits)."""
+    return dimension in HIT_DIMENSIONS or dimension.startswith(PROPS)
+
 
 # Open visits that started before a day's end: while there is one, the day can still change.
 STILL_OPEN = """
@@ -524,7 +530,7 @@ class _Day:
         for (dimension, value), counts in self.counts.items():
             if dimension != TOTAL:
                 counts[0] = len(self.visitors[(dimension, value)])
-                if dimension in HIT_DIMENSIONS or dimension.startswith(PROPS):
+                if by_hit(dimension):
                     counts[1] = len(self.visits[(dimension, value)])
             yield (site_id, dimension, label, NONE if value is None else value, *counts)
 
