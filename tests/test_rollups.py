@@ -155,17 +155,31 @@ async def answers(storage: Storage, site: Site) -> dict[str, Any]:
             metrics = TOTALS[:-1] if by == "event:page" else HIT_TOTALS
             out[f"{n} {by}"] = await reports.breakdown(storage, query, by, metrics)
         # Narrowed to one value of a visit dimension: totals and series from that value's rows.
-        for condition in FILTERS:
+        for condition in (*FILTERS, *SEGMENTS, LIVE):
             narrowed = query.with_filters(*parse_v1(condition))
             out[f"{n} {condition}"] = await reports.aggregate(storage, narrowed, TOTALS)
             if query.bucket != "hour":
                 series = await reports.timeseries(storage, narrowed, TOTALS[:-2])
                 out[f"{n} {condition} series"] = series
+        # Filtered on visit dimensions: a segment, summed once a report has asked for it.
+        if n in (0, 1, 4, 6):
+            for condition in SEGMENTS:
+                segment = query.with_filters(*parse_v1(condition))
+                for by in (*VISIT_DIMENSIONS, *HIT_DIMENSIONS, "event:props:plan"):
+                    metrics = HIT_TOTALS if by in HIT_DIMENSIONS[1:] or "props" in by else TOTALS
+                    out[f"{n} {condition} {by}"] = await reports.breakdown(
+                        storage, segment, by, metrics[:-1] if by == "event:page" else metrics
+                    )
     return out
 
 
 FILTERS = ("visit:country==NL", "visit:device==Mobile", "visit:source==Google",
-           "visit:entry_page==/pricing", "visit:country==NL|DE")  # fmt: skip
+           "visit:entry_page==/pricing")  # fmt: skip
+# Filter sets that are segments once asked for: several values, negations, several filters.
+SEGMENTS = ("visit:country==NL|DE", "visit:device!=Mobile",
+            "visit:source==Google;visit:city~dam")  # fmt: skip
+# What rollups cannot answer yet (a filter on hits): read raw, always current.
+LIVE = "event:page==/pricing"
 
 
 def differences(raw: dict[str, Any], rolled: dict[str, Any]) -> list[str]:
@@ -181,8 +195,8 @@ async def test_rollups_answer_what_raw_rows_answer(storage: Storage) -> None:
 
     built = await storage.build_rollups(int(NOW.timestamp()))
     # 20 March to 2 April (today's part up to MARGIN ago), and the week of 23 to 29 March,
-    # the only one whose seven days are all summed and final.
-    assert built == 14 + 1
+    # the only one whose seven days are all summed and final; the same for each segment.
+    assert built == (14 + 1) * (1 + len(SEGMENTS))
     assert not differences(raw, await answers(storage, site))
 
     # Visits after the build show at the next one: until then, every figure is as of the
@@ -190,7 +204,7 @@ async def test_rollups_answer_what_raw_rows_answer(storage: Storage) -> None:
     later = draw_hits(17, 40, NOW - timedelta(seconds=MARGIN - 10), NOW, 1000)
     await write(storage, [e for e in later if e.ts < NOW.timestamp()])  # none from the future
     lagging = await answers(storage, site)
-    live = [key for key in raw if "|" in key]  # what rollups cannot answer reads raw rows
+    live = [key for key in raw if LIVE in key]  # what rollups cannot answer reads raw rows
     assert not differences({k: v for k, v in raw.items() if k not in live}, lagging)
     assert differences({k: raw[k] for k in live}, lagging)
 
@@ -250,6 +264,46 @@ async def test_reports_read_the_rollups(storage: Storage) -> None:
     assert after["visits"] == before["visits"] + len(days) * 1000 > 7_000
 
 
+async def test_filter_sets_asked_for_are_summed_as_segments(storage: Storage) -> None:
+    site = await add_site(storage, "shop.example", ZONE)
+    await write(storage, draw_hits(24, 200, FIRST, NOW - timedelta(hours=1)))
+    now = int(NOW.timestamp())
+    assert await storage.build_rollups(now) == 14 + 1
+    query = queries(site)[0].with_filters(*parse_v1("visit:city~dam;visit:country==NL|DE"))
+    before = await reports.breakdown(storage, query, "visit:browser", ["visits"])
+    # Asked for once, and summed at the next build; the same set in another order is the same.
+    assert await _rows(storage, "SELECT * FROM segments") == []
+    assert await storage.build_rollups(now) == 14 + 1 + 1
+    [segment] = await _rows(storage, "SELECT id, filters FROM segments")
+    assert json.loads(segment["filters"]) == [
+        ["visit:city", "contains", ["dam"]], ["visit:country", "is", ["DE", "NL"]]
+    ]  # fmt: skip
+    await _execute(
+        storage,
+        f"UPDATE rollups SET visits = visits + 1000 WHERE segment = {segment['id']}"
+        " AND dimension = 'visit:browser' AND day NOT LIKE 'S%'",
+    )
+    again = queries(site)[0].with_filters(*parse_v1("visit:country==DE|NL;visit:city~dam"))
+    after = await reports.breakdown(storage, again, "visit:browser", ["visits"])
+    read = await _rows(
+        storage,
+        f"SELECT value, COUNT(*) AS n FROM rollups WHERE segment = {segment['id']}"
+        " AND dimension = 'visit:browser' AND day NOT LIKE 'S%'"
+        " AND day NOT BETWEEN '2026-03-23' AND '2026-03-29' GROUP BY value",  # their week's
+    )
+    added = {row["value"]: row["n"] * 1000 for row in read}
+    assert {r["value"]: r["visits"] - added[r["value"]] for r in after} == {
+        r["value"]: r["visits"] for r in before
+    }
+    # Asked for in the last 30 days, it stays; then it is dropped, with its sums.
+    assert await storage.build_rollups(now) == 1 + 1  # today, for the site and the segment
+    await _execute(storage, "UPDATE segments SET asked_at = asked_at - 31 * 86400")
+    await storage.build_rollups(now)
+    for table in ("segments", "rollup_days WHERE segment != 0", "rollups WHERE segment != 0"):
+        assert await _rows(storage, f"SELECT 1 FROM {table}") == []
+    assert await reports.breakdown(storage, again, "visit:browser", ["visits"]) == before
+
+
 async def test_a_new_time_zone_is_read_raw_until_rebuilt(storage: Storage) -> None:
     site = await add_site(storage, "shop.example", ZONE)
     await write(storage, draw_hits(19, 300, FIRST, NOW - timedelta(hours=1)))
@@ -258,7 +312,7 @@ async def test_a_new_time_zone_is_read_raw_until_rebuilt(storage: Storage) -> No
     moved = (await storage.sites())[0]
     raw = await answers(storage, moved)
     assert not differences(raw, await answers(storage, moved))
-    assert await storage.build_rollups(int(NOW.timestamp())) == 14 + 1
+    assert await storage.build_rollups(int(NOW.timestamp())) == (14 + 1) * (1 + len(SEGMENTS))
     days = await _rows(storage, "SELECT DISTINCT timezone FROM rollup_days")
     assert days == [{"timezone": "Asia/Kathmandu"}]
     assert not differences(raw, await answers(storage, moved))

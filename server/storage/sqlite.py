@@ -262,6 +262,9 @@ class SQLiteStorage:
         self._closed_at = 0
         # Set by close(): a rollup build on its thread stops after the day it is summing.
         self._stopping = threading.Event()
+        # Filter sets reports asked for since the last build, (site, segment key): when. The
+        # build records them (segments), and sums those asked for lately.
+        self._asked: dict[tuple[int, str], int] = {}
 
     async def _connect(self) -> aiosqlite.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -630,7 +633,7 @@ class SQLiteStorage:
 
     async def report_totals(self, query: Query, goals: Sequence[GoalLike]) -> dict[str, Any]:
         async with self._read() as conn:
-            part = await rolled_sql.split(conn, query, narrowed=True)
+            part = await rolled_sql.split(conn, query, narrowed=True, asked=self._asked)
             if part is not None:
                 return await rolled_sql.aggregate(conn, query, part)
             return await reports_sql.aggregate(conn, query, goals)
@@ -644,7 +647,7 @@ class SQLiteStorage:
         start = reports_sql.day_start_sql(query, "v.started") if query.bucket == "day" else None
         async with self._read() as conn:
             if query.bucket in ("day", "week", "month"):
-                part = await rolled_sql.split(conn, query, narrowed=True)
+                part = await rolled_sql.split(conn, query, narrowed=True, asked=self._asked)
                 if part is not None:
                     return await rolled_sql.series(conn, query, part, query.bucket)
             return await reports_sql.grouped(conn, query, goals, visits, hits, start)
@@ -654,7 +657,7 @@ class SQLiteStorage:
     ) -> list[dict[str, Any]]:
         column = reports_sql.VISIT_SQL[dimension]
         async with self._read() as conn:
-            part = await rolled_sql.split(conn, query)
+            part = await rolled_sql.split(conn, query, asked=self._asked)
             if part is not None:
                 return await rolled_sql.by_visit(conn, query, part, dimension)
             return await reports_sql.grouped(conn, query, goals, column, column, None)
@@ -664,7 +667,7 @@ class SQLiteStorage:
     ) -> list[dict[str, Any]]:
         async with self._read() as conn:
             if rollups_sql.by_hit(dimension):
-                part = await rolled_sql.split(conn, query)
+                part = await rolled_sql.split(conn, query, asked=self._asked)
                 if part is not None:
                     return await rolled_sql.by_hit(conn, query, part, dimension)
             return await reports_sql.hits_by(conn, query, goals, dimension)
@@ -673,7 +676,7 @@ class SQLiteStorage:
         self, query: Query, goals: Sequence[GoalLike], pages: Sequence[str] | None
     ) -> dict[str, dict[str, Any]]:
         async with self._read() as conn:
-            part = await rolled_sql.split(conn, query)
+            part = await rolled_sql.split(conn, query, asked=self._asked)
             if part is not None:
                 rows = await rolled_sql.by_visit(conn, query, part, "visit:entry_page", pages)
                 return {row["value"]: row for row in rows}
@@ -683,9 +686,16 @@ class SQLiteStorage:
         """Bring every site's rollups up to date (sqlite_rollups.build), on a thread of its
         own: summing a day takes seconds on a big site. Returns the days (re)built."""
         sites = await self.sites()
-        return await asyncio.to_thread(self._build_rollups, sites, now, stop)
+        asked, self._asked = self._asked, {}
+        return await asyncio.to_thread(self._build_rollups, sites, now, stop, asked)
 
-    def _build_rollups(self, sites: Sequence[Site], now: int, stop: threading.Event | None) -> int:
+    def _build_rollups(
+        self,
+        sites: Sequence[Site],
+        now: int,
+        stop: threading.Event | None,
+        asked: dict[tuple[int, str], int],
+    ) -> int:
         conn = rollups_sql.connect(str(self.path))
 
         def stopped() -> bool:
@@ -695,6 +705,9 @@ class SQLiteStorage:
             return self._stopping.is_set() or (stop is not None and stop.is_set())
 
         try:
+            # Every process notes what its reports asked for; the one holding the lease sums.
+            if asked:
+                rollups_sql.note_asked(conn, [(*key, at) for key, at in asked.items()])
             # One process builds at a time (`serve --workers N` starts N builders); a lease
             # rather than a lock, so a process killed mid-build holds it for minutes only.
             if not rollups_sql.take_lease(conn, int(time.time())):
@@ -703,6 +716,11 @@ class SQLiteStorage:
                 built = 0
                 for site in sites:
                     built += rollups_sql.build(conn, site, now, stopped)
+                # Segments after every site's whole: a new one's first build is its days'
+                # worth, and the whole sites' sums must not wait behind it.
+                for site in sites:
+                    clock = int(time.time())
+                    built += rollups_sql.build_segments(conn, site, now, clock, stopped)
                 return built
             finally:
                 rollups_sql.release_lease(conn)

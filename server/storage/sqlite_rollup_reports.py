@@ -6,6 +6,7 @@ visits and hits for the rest, with the same answers a raw query gives.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -20,6 +21,7 @@ from .sqlite_rollups import (
     TOTAL,
     VERSION,
     midnight,
+    segment_key,
     span_label,
     week_label,
     with_weeks,
@@ -47,6 +49,8 @@ class Split:
     value: Any = None
     # The label of the same days summed whole (sqlite_rollups.SPANS), if the last build did.
     span: str | None = None
+    # The segment summed (0012_segments.sql): the whole site, or the query's filter set.
+    segment: int = 0
 
 
 def _narrowed_to(query: Query) -> tuple[str, Any] | None:
@@ -65,28 +69,52 @@ def _narrowed_to(query: Query) -> tuple[str, Any] | None:
 # period's days and weeks, the site's first and last summed day, and its newest hit.
 SUMMED = """
 SELECT day, timezone, start, covered, end,
-       (SELECT MIN(day) FROM rollup_days WHERE site_id = :site) AS earliest,
-       (SELECT MAX(day) FROM rollup_days WHERE site_id = :site AND day < 'A') AS latest,
+       (SELECT MIN(day) FROM rollup_days WHERE site_id = :site AND segment = :segment)
+           AS earliest,
+       (SELECT MAX(day) FROM rollup_days
+        WHERE site_id = :site AND segment = :segment AND day < 'A') AS latest,
        (SELECT ts FROM events WHERE site_id = :site ORDER BY ts DESC LIMIT 1) AS newest
 FROM rollup_days
-WHERE site_id = :site AND version = :version
+WHERE site_id = :site AND segment = :segment AND version = :version
   AND (day BETWEEN :first AND :last OR day BETWEEN :first_week AND :last_week OR day = :span)
 ORDER BY day
 """
 
 
-async def split(conn: Any, query: Query, narrowed: bool = False) -> Split | None:
-    """The rolled-up part of a query, or None when rollups cannot answer it: unfiltered, or
-    with `narrowed` (totals and time series) filtered to one value of a visit dimension."""
-    narrow = _narrowed_to(query)
-    if narrow is None or (narrow[0] != TOTAL and not narrowed) or query.period == "realtime":
+async def split(
+    conn: Any,
+    query: Query,
+    narrowed: bool = False,
+    asked: dict[tuple[int, str], int] | None = None,
+) -> Split | None:
+    """The rolled-up part of a query, or None when rollups cannot answer it: unfiltered,
+    with `narrowed` (totals and time series) filtered to one value of a visit dimension, or
+    filtered on visit dimensions alone when that filter set is a segment summed. Such a
+    query is noted in `asked` (site, segment key: when), which the next build reads."""
+    if query.period == "realtime":
         return None
+    narrow = _narrowed_to(query)
+    segment = 0
+    if narrow is None or (narrow[0] != TOTAL and not narrowed):
+        key = segment_key(query.filters)
+        if key is None:
+            return None
+        if asked is not None:
+            asked[(query.site.id, key)] = int(time.time())
+        found = await fetch(
+            conn,
+            "SELECT id FROM segments WHERE site_id = :site AND filters = :key",
+            {"site": query.site.id, "key": key},
+        )
+        if not found:
+            return None
+        segment, narrow = found[0]["id"], (TOTAL, None)
     zone, tz = query.zone, query.site.timezone
     summed = await fetch(
         conn,
         SUMMED,
-        {"site": query.site.id, "version": VERSION, "first": query.first_day.isoformat(),
-         "last": query.last_day.isoformat(),
+        {"site": query.site.id, "segment": segment, "version": VERSION,
+         "first": query.first_day.isoformat(), "last": query.last_day.isoformat(),
          "first_week": week_label(query.first_day - timedelta(days=6)),
          "last_week": week_label(query.last_day), "span": span_label(query.days, query.last_day)},
     )  # fmt: skip
@@ -124,8 +152,8 @@ async def split(conn: Any, query: Query, narrowed: bool = False) -> Split | None
     )
     whole = span is not None and span["start"] == start and span["covered"] == until
     return Split(
-        tuple(days), days[0], labels, *narrow,
-        span=span["day"] if span is not None and whole else None,
+        tuple(days), days[0], labels, dimension=narrow[0], value=narrow[1],
+        span=span["day"] if span is not None and whole else None, segment=segment,
     )  # fmt: skip
 
 
@@ -163,7 +191,7 @@ def _merge(into: dict[Any, dict[str, Any]], rows: Iterable[dict[str, Any]], sign
 ROLLED = """
 SELECT {group} AS value, {sums}
 FROM rollups
-WHERE site_id = :site AND dimension = :dimension
+WHERE site_id = :site AND segment = :segment AND dimension = :dimension
   AND day IN (SELECT value FROM json_each(:labels)) {extra}
 GROUP BY {group}
 """
@@ -183,13 +211,13 @@ NET = """
 WITH summed AS (
     SELECT {group} AS value, {sums}
     FROM rollups
-    WHERE site_id = :site AND dimension = :dimension
+    WHERE site_id = :site AND segment = :segment AND dimension = :dimension
       AND day IN (SELECT value FROM json_each(:labels)) {extra}
     GROUP BY {group}
 ), returned AS (
     SELECT {group} AS value, SUM(visitors) AS visitors, SUM(visits) AS visits
     FROM rollup_returns
-    WHERE site_id = :site AND dimension = :dimension
+    WHERE site_id = :site AND segment = :segment AND dimension = :dimension
       AND day IN (SELECT value FROM json_each(:labels)) AND previous_day >= :since {extra}
     GROUP BY {group}
 )
@@ -201,7 +229,8 @@ FROM summed AS s LEFT JOIN returned AS r ON r.value IS s.value
 # A span's rows are final already: one a value, nothing to subtract.
 SPAN = """
 SELECT value, {columns} FROM rollups
-WHERE site_id = :site AND dimension = :dimension AND day = :span {extra}
+WHERE site_id = :site AND segment = :segment AND dimension = :dimension AND day = :span
+  {extra}
 """
 
 
@@ -237,7 +266,8 @@ def _params(query: Query, part: Split, dimension: str) -> dict[str, Any]:
     # A span holds no properties (sqlite_rollups.SPAN_ROWS says why).
     labels = (part.span,) if part.span and not dimension.startswith(PROPS) else part.labels
     return {
-        "site": query.site.id, "dimension": dimension, "labels": json.dumps(labels),
+        "site": query.site.id, "segment": part.segment, "dimension": dimension,
+        "labels": json.dumps(labels),
         "span": part.span,
         "since": part.first,
     }  # fmt: skip
@@ -267,7 +297,7 @@ async def series(conn: Any, query: Query, part: Split, bucket: str) -> list[dict
     returns = await fetch(
         conn,
         "SELECT day, previous_day, SUM(visitors) AS visitors FROM rollup_returns"
-        " WHERE site_id = :site AND dimension = :dimension"
+        " WHERE site_id = :site AND segment = :segment AND dimension = :dimension"
         " AND day IN (SELECT value FROM json_each(:labels))"
         f" AND previous_day >= :since {extra} GROUP BY day, previous_day",
         params,
@@ -319,8 +349,8 @@ async def by_hit(conn: Any, query: Query, part: Split, dimension: str) -> list[d
         # `(none)`, which is what EVERY_HIT sums.
         having = await fetch(
             conn,
-            "SELECT DISTINCT day FROM rollups WHERE site_id = :site AND dimension = :dimension"
-            " AND day IN (SELECT value FROM json_each(:labels))",
+            "SELECT DISTINCT day FROM rollups WHERE site_id = :site AND segment = :segment"
+            " AND dimension = :dimension AND day IN (SELECT value FROM json_each(:labels))",
             params,
         )
         lacking = sorted(set(part.labels) - {row["day"] for row in having})

@@ -16,12 +16,14 @@ import json
 import sqlite3
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from .sqlite_reports import FUNCTIONS, VISIT_SQL
+from ..reports.filters import Filter
+from .sqlite_reports import FUNCTIONS, VISIT_SQL, Sql, _condition
 
 if TYPE_CHECKING:
     from ..events import Site
@@ -47,18 +49,21 @@ COUNTS = ("visitors", "visits", "pageviews", "events", "bounces", "duration_ms",
 
 # -- building ---------------------------------------------------------------------------------
 
+# `{segment}`: the segment's conditions on the visit `v` (Segment.where), or nothing.
 DAY_VISITS = f"""
 SELECT v.id, v.visitor_id, v.previous_started, v.pageviews, v.pageviews + v.events,
        v.pageviews <= 1 AND v.interactions = 0, MAX((v.ended - v.started) * 1000, v.engaged_ms),
        v.scroll_sum, v.scroll_pages, {", ".join(VISIT_SQL[d] for d in VISIT_DIMENSIONS)}
 FROM visits AS v
-WHERE v.site_id = :site AND v.started >= :start AND v.started < :covered
+WHERE v.site_id = :site AND v.started >= :start AND v.started < :covered {{segment}}
 """
 
+# In a segment, the hits of its visits only (`{visit}` joins them).
 DAY_HITS = """
 SELECT e.visitor_id, e.visit_id, e.name, e.path, e.hostname, e.props
-FROM events AS e
+FROM events AS e {visit}
 WHERE e.site_id = :site AND e.ts >= :start AND e.ts < :covered AND e.name != 'engagement'
+  {segment}
 """
 
 # The earlier hits of some visitors, and the earlier visits those hits belong to: where each
@@ -69,23 +74,24 @@ WHERE e.site_id = :site AND e.ts >= :start AND e.ts < :covered AND e.name != 'en
 # after days) would make it a lookup per visitor.
 EARLIER_HITS = """
 SELECT e.visitor_id, e.visit_id, e.ts, e.name, e.path, e.hostname, e.props
-FROM events AS e
+FROM events AS e {visit}
 WHERE e.site_id = :site AND e.ts < :start AND e.name != 'engagement'
-  AND e.visitor_id IN (SELECT value FROM json_each(:visitors))
+  AND e.visitor_id IN (SELECT value FROM json_each(:visitors)) {segment}
 """
 
 EARLIER_VISITS = f"""
 SELECT v.visitor_id, v.started, {", ".join(VISIT_SQL[d] for d in VISIT_DIMENSIONS)}
 FROM json_each(:visits) AS j
 CROSS JOIN visits AS v ON v.id = j.value
-WHERE v.started < :start
+WHERE v.started < :start {{segment}}
 """
 
 # The property names summed on earlier days: a day sums `(none)` for each of them too, so a
 # period that asks for one counts the hits without it on every day (see by_hit).
 EARLIER_KEYS = """
 SELECT DISTINCT dimension FROM rollups
-WHERE site_id = :site AND dimension >= 'event:props:' AND dimension < 'event:props;'
+WHERE site_id = :site AND segment = :segment
+  AND dimension >= 'event:props:' AND dimension < 'event:props;'
   AND dimension != :every AND day < :day
 """
 PROPS = "event:props:"
@@ -107,15 +113,62 @@ WHERE site_id = :site AND open = 1 AND started < :end LIMIT 1
 """
 
 INSERT_ROLLUP = """
-INSERT INTO rollups (site_id, dimension, day, value, visitors, visits, pageviews, events,
-                     bounces, duration_ms, scroll_sum, scroll_pages)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO rollups (site_id, segment, dimension, day, value, visitors, visits, pageviews,
+                     events, bounces, duration_ms, scroll_sum, scroll_pages)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 INSERT_RETURNS = """
-INSERT INTO rollup_returns (site_id, dimension, day, value, previous_day, visitors, visits)
-VALUES (?, ?, ?, ?, ?, ?, ?)
+INSERT INTO rollup_returns (site_id, segment, dimension, day, value, previous_day, visitors,
+                            visits)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 """
+
+
+@dataclass(frozen=True)
+class Segment:
+    """What a build sums: the whole site (id 0), or the visits that pass a set of filters on
+    visit dimensions, and their hits (0012_segments.sql)."""
+
+    id: int = 0
+    filters: tuple[Filter, ...] = ()
+
+    @cached_property
+    def _sql(self) -> tuple[str, dict[str, Any]]:
+        # The raw reports' own conditions (sqlite_reports._condition), so a segment's sums
+        # keep exactly the visits a raw query with those filters keeps.
+        sql = Sql()
+        where = "".join(" AND " + _condition(sql, VISIT_SQL[f.dimension], f) for f in self.filters)
+        return where, sql.params
+
+    @property
+    def where(self) -> str:
+        return self._sql[0]
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self._sql[1]
+
+    def sql(self, template: str) -> str:
+        """A statement over hits `e` (and visits `v`) with the segment's conditions in it."""
+        join = "JOIN visits AS v ON v.id = e.visit_id" if self.id else ""
+        return template.format(visit=join, segment=self.where)
+
+
+WHOLE = Segment()
+
+
+def segment_key(filters: Sequence[Filter]) -> str | None:
+    """A filter set as segments.filters stores it (the same set in any order, one key), or
+    None when a filter is not on a visit dimension: event filters keep visits by their hits,
+    and those sums are not built yet."""
+    if not filters or any(f.dimension not in VISIT_SQL for f in filters):
+        return None
+    return json.dumps(sorted([f.dimension, f.op, sorted(f.values)] for f in filters))
+
+
+def segment_of(segment_id: int, key: str) -> Segment:
+    return Segment(segment_id, tuple(Filter(d, op, tuple(v)) for d, op, v in json.loads(key)))
 
 
 def connect(path: str) -> sqlite3.Connection:
@@ -153,11 +206,16 @@ def midnight(day: date, zone: ZoneInfo) -> int:
 
 
 def build(
-    conn: sqlite3.Connection, site: Site, now: int, stop: Callable[[], bool] | None = None
+    conn: sqlite3.Connection,
+    site: Site,
+    now: int,
+    stop: Callable[[], bool] | None = None,
+    segment: Segment = WHOLE,
 ) -> int:
-    """Roll up every day of the site that is not final and summed in its current time zone,
-    from the day of its first visit to today. Returns how many days were (re)built. `stop`
-    set ends it between two days (the server is shutting down)."""
+    """Roll up every day of the site (or of one of its segments) that is not final and
+    summed in its current time zone, from the day of its first visit to today (a segment: at
+    most SEGMENT_DAYS back). Returns how many days were (re)built. `stop` set ends it between
+    two days (the server is shutting down)."""
     zone = ZoneInfo(site.timezone)
     (first,) = conn.execute(
         "SELECT MIN(started) FROM visits WHERE site_id = ?", (site.id,)
@@ -168,21 +226,81 @@ def build(
         row[0]: row[1:]
         for row in conn.execute(
             "SELECT day, timezone, final, covered, end, built_at FROM rollup_days"
-            " WHERE site_id = ? AND version = ? AND day < 'A'",
-            (site.id, VERSION),
+            " WHERE site_id = ? AND segment = ? AND version = ? AND day < 'A'",
+            (site.id, segment.id, VERSION),
         )
     }
     day = datetime.fromtimestamp(first, zone).date()
     today = datetime.fromtimestamp(now, zone).date()
+    if segment.id:
+        day = max(day, today - timedelta(days=SEGMENT_DAYS - 1))
     built = 0
     while day <= today and not (stop and stop()):
         was = summed.get(day.isoformat())
-        if was is None or was[0] != site.timezone or not _current(conn, site, day, was):
-            built += build_day(conn, site, day, now)
+        if was is None or was[0] != site.timezone or not _current(conn, site, day, was, segment):
+            built += build_day(conn, site, day, now, segment=segment)
         day += timedelta(days=1)
-    built += _build_weeks(conn, site, now, stop)
-    _build_spans(conn, site, today)
+    built += _build_weeks(conn, site, now, stop, segment)
+    _build_spans(conn, site, today, segment)
     return built
+
+
+# A segment sums this many days back (a year and its month's comparison: what the dashboard
+# can ask under a filter). Longer ranges under it read raw rows.
+SEGMENT_DAYS = 400
+# Segments summed per site, the most recently asked for: each one costs a build of its own.
+SEGMENTS = 20
+# A segment nobody asked for in this long is dropped, with its rows.
+SEGMENT_KEPT = 30 * 86400
+
+ASKED = """
+INSERT INTO segments (site_id, filters, asked_at) VALUES (?, ?, ?)
+ON CONFLICT (site_id, filters) DO UPDATE SET asked_at = MAX(asked_at, excluded.asked_at)
+"""
+
+
+def note_asked(conn: sqlite3.Connection, asked: Iterable[tuple[int, str, int]]) -> None:
+    """Record the segments reports asked for: (site, segment_key, when)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.executemany(ASKED, asked)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def build_segments(
+    conn: sqlite3.Connection, site: Site, now: int, clock: int,
+    stop: Callable[[], bool] | None = None,
+) -> int:  # fmt: skip
+    """Build the segments of a site asked for lately (`clock`: the wall time, which asks are
+    stamped with; `now`: the data's), and drop the others with their rows."""
+    rows = conn.execute(
+        "SELECT id, filters, asked_at FROM segments WHERE site_id = ? ORDER BY asked_at DESC",
+        (site.id,),
+    ).fetchall()
+    built = 0
+    for n, (segment_id, filters, asked_at) in enumerate(rows):
+        if n >= SEGMENTS or asked_at < clock - SEGMENT_KEPT:
+            _drop_segment(conn, site.id, segment_id)
+        elif not (stop and stop()):
+            built += build(conn, site, now, stop, segment_of(segment_id, filters))
+    return built
+
+
+def _drop_segment(conn: sqlite3.Connection, site_id: int, segment_id: int) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for table in ("rollup_days", "rollups", "rollup_returns"):
+            conn.execute(
+                f"DELETE FROM {table} WHERE site_id = ? AND segment = ?", (site_id, segment_id)
+            )
+        conn.execute("DELETE FROM segments WHERE id = ?", (segment_id,))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 # Visits of a day that a hit has changed since a time: each hit moves its visit's end.
@@ -192,7 +310,9 @@ WHERE site_id = :site AND started >= :start AND started < :end AND ended >= :sin
 """
 
 
-def _current(conn: sqlite3.Connection, site: Site, day: date, was: Sequence[Any]) -> bool:
+def _current(
+    conn: sqlite3.Connection, site: Site, day: date, was: Sequence[Any], segment: Segment
+) -> bool:
     """Whether a day summed whole is still what its visits say: final, or none of them has
     taken a hit since (yesterday stops changing an hour or so after midnight, and summing it
     again at every build cost 9 s at 10M events a month). One that has no open visit left
@@ -208,8 +328,8 @@ def _current(conn: sqlite3.Connection, site: Site, day: date, was: Sequence[Any]
         return False
     if conn.execute(STILL_OPEN, params).fetchone() is None:
         conn.execute(
-            "UPDATE rollup_days SET final = 1 WHERE site_id = ? AND day = ?",
-            (site.id, day.isoformat()),
+            "UPDATE rollup_days SET final = 1 WHERE site_id = ? AND segment = ? AND day = ?",
+            (site.id, segment.id, day.isoformat()),
         )
     return True
 
@@ -221,14 +341,19 @@ def week_label(monday: date) -> str:
 
 
 def _build_weeks(
-    conn: sqlite3.Connection, site: Site, now: int, stop: Callable[[], bool] | None
+    conn: sqlite3.Connection,
+    site: Site,
+    now: int,
+    stop: Callable[[], bool] | None,
+    segment: Segment = WHOLE,
 ) -> int:
     """Sum each week (Monday to Sunday) whose seven days are final, once: a month's long
     tail of pages is then four weeks' rows and a few days', where it was thirty days' (the
     GROUP BY's sort is most of a breakdown's cost, ~0.5 us a row)."""
     rows = conn.execute(
-        "SELECT day, timezone, final FROM rollup_days WHERE site_id = ? AND version = ?",
-        (site.id, VERSION),
+        "SELECT day, timezone, final FROM rollup_days"
+        " WHERE site_id = ? AND segment = ? AND version = ?",
+        (site.id, segment.id, VERSION),
     ).fetchall()
     final = {day for day, timezone, done in rows if done and timezone == site.timezone}
     built = 0
@@ -241,7 +366,7 @@ def _build_weeks(
             continue
         if stop and stop():
             break
-        built += build_day(conn, site, monday, now, days=7)
+        built += build_day(conn, site, monday, now, days=7, segment=segment)
     return built
 
 
@@ -278,42 +403,46 @@ WITH summed AS (
            SUM(duration_ms) AS duration_ms, SUM(scroll_sum) AS scroll_sum,
            SUM(scroll_pages) AS scroll_pages
     FROM rollups
-    WHERE site_id = :site AND day IN (SELECT value FROM json_each(:labels))
+    WHERE site_id = :site AND segment = :segment AND day IN (SELECT value FROM json_each(:labels))
       AND dimension NOT LIKE 'event:props:%'
     GROUP BY dimension, value
 ), returned AS (
     SELECT dimension, value, SUM(visitors) AS visitors, SUM(visits) AS visits
     FROM rollup_returns
-    WHERE site_id = :site AND day IN (SELECT value FROM json_each(:labels))
-      AND previous_day >= :first AND dimension NOT LIKE 'event:props:%'
+    WHERE site_id = :site AND segment = :segment
+      AND day IN (SELECT value FROM json_each(:labels)) AND previous_day >= :first
+      AND dimension NOT LIKE 'event:props:%'
     GROUP BY dimension, value
 )
-INSERT INTO rollups (site_id, dimension, day, value, visitors, visits, pageviews, events,
-                     bounces, duration_ms, scroll_sum, scroll_pages)
-SELECT :site, s.dimension, :label, s.value, s.visitors - COALESCE(r.visitors, 0),
+INSERT INTO rollups (site_id, segment, dimension, day, value, visitors, visits, pageviews,
+                     events, bounces, duration_ms, scroll_sum, scroll_pages)
+SELECT :site, :segment, s.dimension, :label, s.value, s.visitors - COALESCE(r.visitors, 0),
        s.visits - COALESCE(r.visits, 0), s.pageviews, s.events, s.bounces, s.duration_ms,
        s.scroll_sum, s.scroll_pages
 FROM summed AS s LEFT JOIN returned AS r ON r.dimension = s.dimension AND r.value = s.value
 """
 
 
-def _build_spans(conn: sqlite3.Connection, site: Site, today: date) -> None:
+def _build_spans(
+    conn: sqlite3.Connection, site: Site, today: date, segment: Segment = WHOLE
+) -> None:
     """Sum each of SPANS ending today, in place of the last build's."""
     rows = conn.execute(
         "SELECT day, timezone, start, covered, end, final FROM rollup_days"
-        " WHERE site_id = ? AND version = ? AND day >= ? AND day <= ?",
-        (site.id, VERSION, (today - timedelta(days=max(SPANS) - 1)).isoformat(), "W" + "9"),
-    ).fetchall()
+        " WHERE site_id = ? AND segment = ? AND version = ? AND day >= ? AND day <= ?",
+        (site.id, segment.id, VERSION, (today - timedelta(days=max(SPANS) - 1)).isoformat(),
+         "W" + "9"),
+    ).fetchall()  # fmt: skip
     days = {row[0]: row for row in rows if row[0][0].isdigit() and row[1] == site.timezone}
     weeks = [row[0] for row in rows if row[0].startswith("W") and row[1] == site.timezone]
     conn.execute("BEGIN IMMEDIATE")
     try:
-        conn.execute(
-            "DELETE FROM rollups WHERE site_id = ? AND day > 'S' AND day < 'T'", (site.id,)
-        )
-        conn.execute(
-            "DELETE FROM rollup_days WHERE site_id = ? AND day > 'S' AND day < 'T'", (site.id,)
-        )
+        for table in ("rollups", "rollup_days"):
+            conn.execute(
+                f"DELETE FROM {table} WHERE site_id = ? AND segment = ?"
+                " AND day > 'S' AND day < 'T'",
+                (site.id, segment.id),
+            )
         last = days.get(today.isoformat())
         for length in SPANS:
             if last is None:
@@ -326,14 +455,14 @@ def _build_spans(conn: sqlite3.Connection, site: Site, today: date) -> None:
             label = span_label(length, today)
             conn.execute(
                 SPAN_ROWS,
-                {"site": site.id, "label": label, "first": held[0],
+                {"site": site.id, "segment": segment.id, "label": label, "first": held[0],
                  "labels": json.dumps(with_weeks(held, weeks))},
             )  # fmt: skip
             conn.execute(
-                "INSERT INTO rollup_days (site_id, day, timezone, start, covered, end, built_at,"
-                " final, version) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)",
-                (site.id, label, site.timezone, days[held[0]][2], last[3], last[4], last[3],
-                 VERSION),
+                "INSERT INTO rollup_days (site_id, segment, day, timezone, start, covered, end,"
+                " built_at, final, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
+                (site.id, segment.id, label, site.timezone, days[held[0]][2], last[3], last[4],
+                 last[3], VERSION),
             )  # fmt: skip
         conn.execute("COMMIT")
     except BaseException:
@@ -341,7 +470,14 @@ def _build_spans(conn: sqlite3.Connection, site: Site, today: date) -> None:
         raise
 
 
-def build_day(conn: sqlite3.Connection, site: Site, day: date, now: int, days: int = 1) -> int:
+def build_day(
+    conn: sqlite3.Connection,
+    site: Site,
+    day: date,
+    now: int,
+    days: int = 1,
+    segment: Segment = WHOLE,
+) -> int:
     """Sum one local day (or `days` from it: a week) and store it in place of what was there.
     Returns 1 if stored."""
     zone = ZoneInfo(site.timezone)
@@ -349,44 +485,49 @@ def build_day(conn: sqlite3.Connection, site: Site, day: date, now: int, days: i
     covered = min(end, now - MARGIN)
     if covered <= start:
         return 0
-    params = {"site": site.id, "start": start, "covered": covered, "end": end}
+    params = {"site": site.id, "segment": segment.id, "start": start, "covered": covered,
+              "end": end, **segment.params}  # fmt: skip
     # One snapshot for everything read, so visits and hits agree with each other.
     conn.execute("BEGIN")
     try:
         final = covered == end and conn.execute(STILL_OPEN, params).fetchone() is None
-        day_visits = conn.execute(DAY_VISITS, params).fetchall()
-        day_hits = conn.execute(DAY_HITS, params).fetchall()
+        day_visits = conn.execute(segment.sql(DAY_VISITS), params).fetchall()
+        day_hits = conn.execute(segment.sql(DAY_HITS), params).fetchall()
         earlier = {**params, "day": day.isoformat(), "every": EVERY_HIT}
         keys = {r[0] for r in conn.execute(EARLIER_KEYS, earlier)}
-        summed = _Day(zone, start, keys | _keys(row[5] for row in day_hits))
+        summed = _Day(zone, start, keys | _keys(row[5] for row in day_hits), bool(segment.id))
         summed.add_visits(day_visits)
         summed.add_hits(day_hits)
         earlier_hits = (
             conn.execute(
-                EARLIER_HITS, {**params, "visitors": json.dumps(sorted(summed.look_back))}
+                segment.sql(EARLIER_HITS),
+                {**params, "visitors": json.dumps(sorted(summed.look_back))},
             ).fetchall()
             if summed.look_back
             else []
         )
         visit_ids = sorted({row[1] for row in earlier_hits if row[1] is not None})
         earlier_visits = conn.execute(
-            EARLIER_VISITS, {**params, "visits": json.dumps(visit_ids)}
+            segment.sql(EARLIER_VISITS), {**params, "visits": json.dumps(visit_ids)}
         ).fetchall()
     finally:
         conn.execute("COMMIT")
     summed.add_earlier(earlier_visits, earlier_hits)
     label = day.isoformat() if days == 1 else week_label(day)
-    store = {"site": site.id, "day": label}
+    store = {"site": site.id, "segment": segment.id, "day": label}
     conn.execute("BEGIN IMMEDIATE")
     try:
-        conn.execute("DELETE FROM rollups WHERE site_id = :site AND day = :day", store)
-        conn.execute("DELETE FROM rollup_returns WHERE site_id = :site AND day = :day", store)
-        conn.executemany(INSERT_ROLLUP, summed.rows(site.id, label))
-        conn.executemany(INSERT_RETURNS, summed.returns(site.id, label))
+        for table in ("rollups", "rollup_returns"):
+            conn.execute(
+                f"DELETE FROM {table} WHERE site_id = :site AND segment = :segment AND day = :day",
+                store,
+            )
+        conn.executemany(INSERT_ROLLUP, summed.rows(site.id, segment.id, label))
+        conn.executemany(INSERT_RETURNS, summed.returns(site.id, segment.id, label))
         conn.execute(
-            "INSERT OR REPLACE INTO rollup_days"
-            " (site_id, day, timezone, start, covered, end, built_at, final, version)"
-            " VALUES (:site, :day, :timezone, :start, :covered, :end, :now, :final, :version)",
+            "INSERT OR REPLACE INTO rollup_days (site_id, segment, day, timezone, start,"
+            " covered, end, built_at, final, version) VALUES (:site, :segment, :day,"
+            " :timezone, :start, :covered, :end, :now, :final, :version)",
             {**store, "timezone": site.timezone, "start": start, "covered": covered,
              "end": end, "now": now, "final": int(final), "version": VERSION},
         )  # fmt: skip
@@ -429,8 +570,13 @@ class _Day:
     """One day being summed: counts per (dimension, value), the visitors (and, for event
     dimensions, visits) behind each, and where each was last seen with it before the day."""
 
-    def __init__(self, zone: ZoneInfo, start: int, keys: Iterable[str] = ()) -> None:
+    def __init__(
+        self, zone: ZoneInfo, start: int, keys: Iterable[str] = (), segment: bool = False
+    ) -> None:
         self.zone, self.start = zone, start
+        # In a segment a visitor's previous visit may have been outside it: the day's
+        # visitors are counted as a set, and their earlier days looked up, as a value's are.
+        self.segment = segment
         # Property names, as dimensions: event:props:NAME.
         self.keys = sorted(k if k.startswith(PROPS) else PROPS + k for k in keys)
         self.keys = [k for k in self.keys if k != EVERY_HIT]
@@ -472,8 +618,14 @@ class _Day:
             total[0] += first_today
             for i, figure in enumerate(figures, 1):
                 total[i] += figure
-            if previous is not None and previous < self.start:
+            returning = previous is not None and previous < self.start
+            if self.segment:
+                self.visitors[(TOTAL, None)].add(visitor)
+            elif returning:
                 self.total_returns[self._day(previous)] += 1
+            # In a segment the visit before may be today's and outside it, with one of the
+            # segment's on an earlier day still: any visitor seen before is looked up.
+            if returning or (self.segment and previous is not None):
                 self.look_back.add(visitor)
             for dimension, value in zip(VISIT_DIMENSIONS, values, strict=True):
                 key = (dimension, value)
@@ -511,6 +663,8 @@ class _Day:
         """Where the day's visitors were last seen with each value before it."""
         for visitor, started, *values in visits:
             day = self._day(started)
+            if self.segment and self.seen.get((TOTAL, None, visitor), "") < day:
+                self.seen[(TOTAL, None, visitor)] = day
             for dimension, value in zip(VISIT_DIMENSIONS, values, strict=True):
                 key = (dimension, value, visitor)
                 if self.seen.get(key, "") < day:
@@ -526,15 +680,16 @@ class _Day:
                     if self.seen_visits.get(vkey, "") < day:
                         self.seen_visits[vkey] = day
 
-    def rows(self, site_id: int, label: str) -> Iterable[tuple[Any, ...]]:
+    def rows(self, site_id: int, segment: int, label: str) -> Iterable[tuple[Any, ...]]:
         for (dimension, value), counts in self.counts.items():
-            if dimension != TOTAL:
+            if dimension != TOTAL or self.segment:
                 counts[0] = len(self.visitors[(dimension, value)])
                 if by_hit(dimension):
                     counts[1] = len(self.visits[(dimension, value)])
-            yield (site_id, dimension, label, NONE if value is None else value, *counts)
+            value = NONE if value is None else value
+            yield (site_id, segment, dimension, label, value, *counts)
 
-    def returns(self, site_id: int, label: str) -> Iterable[tuple[Any, ...]]:
+    def returns(self, site_id: int, segment: int, label: str) -> Iterable[tuple[Any, ...]]:
         back: dict[tuple[str, Any, str], list[int]] = {}
         for previous_day, n in self.total_returns.items():
             back[(TOTAL, None, previous_day)] = [n, 0]
@@ -550,4 +705,4 @@ class _Day:
                     back.setdefault((dimension, value, day), [0, 0])[1] += 1
         for (dimension, value, day), (visitors, visits) in back.items():
             value = NONE if value is None else value
-            yield (site_id, dimension, label, value, day, visitors, visits)
+            yield (site_id, segment, dimension, label, value, day, visitors, visits)
