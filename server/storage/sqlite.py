@@ -25,6 +25,7 @@ import aiosqlite
 from .. import visits
 from ..events import ConsentRecord, Event, Site
 from ..goals import Goal
+from ..reports.filters import Filter
 from ..visits import VISIT_GAP, Visit
 from . import DropCounts, GoalExists, SiteExists
 from . import sqlite_reports as reports_sql
@@ -675,10 +676,23 @@ class SQLiteStorage:
     async def report_entries(
         self, query: Query, goals: Sequence[GoalLike], pages: Sequence[str] | None
     ) -> dict[str, dict[str, Any]]:
+        # A page filter here is on the entry page (sqlite_reports.entry_bounces): `is` some
+        # pages reads those pages' entries from the other filters' rollups; any other, the
+        # segment with it on the entry page.
+        entered = [f for f in query.filters if f.dimension == "event:page"]
+        others = tuple(f for f in query.filters if f.dimension != "event:page")
+        rest, rolled = query, pages
+        if len(entered) == 1 and entered[0].op == "is":
+            rest = replace(query, filters=others)
+            values = entered[0].values
+            rolled = values if pages is None else [p for p in pages if p in values]
+        elif entered:
+            entries = tuple(Filter("visit:entry_page", f.op, f.values) for f in entered)
+            rest = replace(query, filters=others + entries)
         async with self._read() as conn:
-            part = await rolled_sql.split(conn, query, asked=self._asked)
+            part = await rolled_sql.split(conn, rest, asked=self._asked)
             if part is not None:
-                rows = await rolled_sql.by_visit(conn, query, part, "visit:entry_page", pages)
+                rows = await rolled_sql.by_visit(conn, rest, part, "visit:entry_page", rolled)
                 return {row["value"]: row for row in rows}
             return await reports_sql.entry_bounces(conn, query, goals, pages)
 

@@ -51,6 +51,8 @@ class Split:
     span: str | None = None
     # The segment summed (0012_segments.sql): the whole site, or the query's filter set.
     segment: int = 0
+    # Whether that filter set has event filters (sqlite_rollups.Segment.by_hits).
+    by_hits: bool = False
 
 
 def _narrowed_to(query: Query) -> tuple[str, Any] | None:
@@ -94,7 +96,7 @@ async def split(
     if query.period == "realtime":
         return None
     narrow = _narrowed_to(query)
-    segment = 0
+    segment, by_hits = 0, False
     if narrow is None or (narrow[0] != TOTAL and not narrowed):
         key = segment_key(query.filters)
         if key is None:
@@ -109,6 +111,7 @@ async def split(
         if not found:
             return None
         segment, narrow = found[0]["id"], (TOTAL, None)
+        by_hits = any(f.dimension not in VISIT_SQL for f in query.filters)
     zone, tz = query.zone, query.site.timezone
     summed = await fetch(
         conn,
@@ -154,6 +157,7 @@ async def split(
     return Split(
         tuple(days), days[0], labels, dimension=narrow[0], value=narrow[1],
         span=span["day"] if span is not None and whole else None, segment=segment,
+        by_hits=by_hits,
     )  # fmt: skip
 
 
@@ -307,7 +311,8 @@ async def series(conn: Any, query: Query, part: Split, bucket: str) -> list[dict
         # Seen earlier in the same bucket (and the period): counted there already.
         if row["previous_day"] >= max(bucket_label, part.first):
             by_bucket[bucket_label]["visitors"] -= row["visitors"]
-    return [_figures(row) for row in by_bucket.values()]
+    # Under event filters a raw query counts a bucket's hits only where visits started in it.
+    return [_figures(row) for row in by_bucket.values() if row["visits"] or not part.by_hits]
 
 
 def _day_label(day: str) -> str:
@@ -334,11 +339,14 @@ async def by_visit(
         params["values"] = json.dumps(list(values))
         extra = "AND value IN (SELECT value FROM json_each(:values))"
         rows = await _rows(conn, _net(ENTRY_COUNTS, extra=extra, span=spanned), params)
-        return [_figures(row) for row in rows]
+        return [_figures(row) for row in rows if row["visits"]]
     # Straight from the tuples, one dict a value: a month of entry pages is 3,000 of them, and
     # three dicts each (the row, its figures, the two merged) were a third of the report.
     async with conn.execute(_net(tuple(COUNTS), span=spanned), params) as cursor:
-        return [_metrics(*row) for row in await cursor.fetchall()]
+        rows = [_metrics(*row) for row in await cursor.fetchall()]
+    # Under event filters a value's hits may come from visits that started before the
+    # period, which a raw query leaves out with the value (sqlite_reports.grouped).
+    return [row for row in rows if row["visits"]] if part.by_hits else rows
 
 
 async def by_hit(conn: Any, query: Query, part: Split, dimension: str) -> list[dict[str, Any]]:

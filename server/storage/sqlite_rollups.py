@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from ..reports.filters import Filter
-from .sqlite_reports import FUNCTIONS, VISIT_SQL, Sql, _condition
+from .sqlite_reports import EVENT_SQL, FUNCTIONS, VISIT_SQL, Sql, _condition, _props_column
 
 if TYPE_CHECKING:
     from ..events import Site
@@ -49,21 +49,24 @@ COUNTS = ("visitors", "visits", "pageviews", "events", "bounces", "duration_ms",
 
 # -- building ---------------------------------------------------------------------------------
 
-# `{segment}`: the segment's conditions on the visit `v` (Segment.where), or nothing.
+# In a segment (Segment.sql): `{segment}` its conditions on the visit `v`, `{matched}` that
+# the visit had a hit its event filters keep (any time before :late, the day's last hit).
 DAY_VISITS = f"""
 SELECT v.id, v.visitor_id, v.previous_started, v.pageviews, v.pageviews + v.events,
        v.pageviews <= 1 AND v.interactions = 0, MAX((v.ended - v.started) * 1000, v.engaged_ms),
        v.scroll_sum, v.scroll_pages, {", ".join(VISIT_SQL[d] for d in VISIT_DIMENSIONS)}
 FROM visits AS v
-WHERE v.site_id = :site AND v.started >= :start AND v.started < :covered {{segment}}
+WHERE v.site_id = :site AND v.started >= :start AND v.started < :covered {{segment}} {{matched}}
 """
 
-# In a segment, the hits of its visits only (`{visit}` joins them).
+# In a segment, the hits of its visits (`{visit}` joins them) that its event filters keep
+# (`{hit}`); with event filters, each with its visit's values (`{columns}`), since its
+# visit's pageviews are then those hits (as sqlite_reports.grouped counts them).
 DAY_HITS = """
-SELECT e.visitor_id, e.visit_id, e.name, e.path, e.hostname, e.props
+SELECT e.visitor_id, e.visit_id, e.name, e.path, e.hostname, e.props {columns}
 FROM events AS e {visit}
 WHERE e.site_id = :site AND e.ts >= :start AND e.ts < :covered AND e.name != 'engagement'
-  {segment}
+  {segment} {hit}
 """
 
 # The earlier hits of some visitors, and the earlier visits those hits belong to: where each
@@ -75,8 +78,8 @@ WHERE e.site_id = :site AND e.ts >= :start AND e.ts < :covered AND e.name != 'en
 EARLIER_HITS = """
 SELECT e.visitor_id, e.visit_id, e.ts, e.name, e.path, e.hostname, e.props
 FROM events AS e {visit}
-WHERE e.site_id = :site AND e.ts < :start AND e.name != 'engagement'
-  AND e.visitor_id IN (SELECT value FROM json_each(:visitors)) {segment}
+WHERE e.site_id = :site AND e.ts < {until} AND e.name != 'engagement'
+  AND e.visitor_id IN (SELECT value FROM json_each(:visitors)) {segment} {hit}
 """
 
 EARLIER_VISITS = f"""
@@ -127,32 +130,60 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 
 @dataclass(frozen=True)
 class Segment:
-    """What a build sums: the whole site (id 0), or the visits that pass a set of filters on
-    visit dimensions, and their hits (0012_segments.sql)."""
+    """What a build sums: the whole site (id 0), or what a set of filters keeps of it
+    (0012_segments.sql). Filters on visit dimensions keep visits, and their hits; filters on
+    event dimensions keep the visits that had such a hit, and those hits alone, as a raw
+    query does (sqlite_reports.Plan)."""
 
     id: int = 0
     filters: tuple[Filter, ...] = ()
 
     @cached_property
-    def _sql(self) -> tuple[str, dict[str, Any]]:
+    def _sql(self) -> tuple[str, str, dict[str, Any]]:
         # The raw reports' own conditions (sqlite_reports._condition), so a segment's sums
-        # keep exactly the visits a raw query with those filters keeps.
+        # keep exactly the visits and hits a raw query with those filters keeps.
         sql = Sql()
-        where = "".join(" AND " + _condition(sql, VISIT_SQL[f.dimension], f) for f in self.filters)
-        return where, sql.params
-
-    @property
-    def where(self) -> str:
-        return self._sql[0]
+        visits = hits = ""
+        for f in self.filters:
+            if f.dimension in VISIT_SQL:
+                visits += " AND " + _condition(sql, VISIT_SQL[f.dimension], f)
+            else:
+                hits += " AND " + _condition(sql, _hit_column(sql, f.dimension), f)
+        return visits, hits, sql.params
 
     @property
     def params(self) -> dict[str, Any]:
-        return self._sql[1]
+        return self._sql[2]
+
+    @property
+    def by_hits(self) -> bool:
+        """Whether it filters hits: a visit's pageviews are then the hits it keeps."""
+        return bool(self._sql[1])
 
     def sql(self, template: str) -> str:
         """A statement over hits `e` (and visits `v`) with the segment's conditions in it."""
-        join = "JOIN visits AS v ON v.id = e.visit_id" if self.id else ""
-        return template.format(visit=join, segment=self.where)
+        visits, hits, _ = self._sql
+        join, matched, columns = "", "", ""
+        if self.id:
+            # A hit without a visit counts in the totals, as in a raw query, unless the
+            # filters are on visits.
+            join = f"{'' if visits else 'LEFT '}JOIN visits AS v ON v.id = e.visit_id"
+        if hits:
+            matched = (
+                "AND v.id IN (SELECT e.visit_id FROM events AS e WHERE e.site_id = :site"
+                f" AND e.ts >= :start AND e.ts < :late AND e.name != 'engagement' {hits})"
+            )
+            columns = ", v.id IS NOT NULL, " + ", ".join(VISIT_SQL[d] for d in VISIT_DIMENSIONS)
+        # An earlier visit is in the segment by a hit its event filters keep, which may have
+        # come after midnight (add_earlier counts the hits of the day itself no further).
+        until = ":covered" if hits else ":start"
+        return template.format(
+            visit=join, segment=visits, hit=hits, matched=matched, columns=columns, until=until
+        )
+
+
+def _hit_column(sql: Sql, dimension: str) -> str:
+    return _props_column(sql, dimension) if dimension.startswith(PROPS) else EVENT_SQL[dimension]
 
 
 WHOLE = Segment()
@@ -160,9 +191,11 @@ WHOLE = Segment()
 
 def segment_key(filters: Sequence[Filter]) -> str | None:
     """A filter set as segments.filters stores it (the same set in any order, one key), or
-    None when a filter is not on a visit dimension: event filters keep visits by their hits,
-    and those sums are not built yet."""
-    if not filters or any(f.dimension not in VISIT_SQL for f in filters):
+    None when it cannot be one: a goal filter (goals are defined apart, and may change)."""
+    if not filters or not all(
+        f.dimension in VISIT_SQL or f.dimension in EVENT_SQL or f.dimension.startswith(PROPS)
+        for f in filters
+    ):
         return None
     return json.dumps(sorted([f.dimension, f.op, sorted(f.values)] for f in filters))
 
@@ -302,6 +335,13 @@ def _drop_segment(conn: sqlite3.Connection, site_id: int, segment_id: int) -> No
         conn.execute("ROLLBACK")
         raise
 
+
+# The last hit of the visits that started in a day (or up to when it is covered): where a
+# segment looks for the hits that its event filters keep.
+LAST_HIT = """
+SELECT MAX(ended) FROM visits
+WHERE site_id = :site AND started >= :start AND started < :covered
+"""
 
 # Visits of a day that a hit has changed since a time: each hit moves its visit's end.
 CHANGED = """
@@ -490,12 +530,18 @@ def build_day(
     # One snapshot for everything read, so visits and hits agree with each other.
     conn.execute("BEGIN")
     try:
+        if segment.by_hits:
+            (last,) = conn.execute(LAST_HIT, params).fetchone()
+            params["late"] = (last or start) + 1
         final = covered == end and conn.execute(STILL_OPEN, params).fetchone() is None
         day_visits = conn.execute(segment.sql(DAY_VISITS), params).fetchall()
         day_hits = conn.execute(segment.sql(DAY_HITS), params).fetchall()
         earlier = {**params, "day": day.isoformat(), "every": EVERY_HIT}
         keys = {r[0] for r in conn.execute(EARLIER_KEYS, earlier)}
-        summed = _Day(zone, start, keys | _keys(row[5] for row in day_hits), bool(segment.id))
+        summed = _Day(
+            zone, start, keys | _keys(row[5] for row in day_hits), bool(segment.id),
+            segment.by_hits,
+        )  # fmt: skip
         summed.add_visits(day_visits)
         summed.add_hits(day_hits)
         earlier_hits = (
@@ -571,12 +617,20 @@ class _Day:
     dimensions, visits) behind each, and where each was last seen with it before the day."""
 
     def __init__(
-        self, zone: ZoneInfo, start: int, keys: Iterable[str] = (), segment: bool = False
+        self,
+        zone: ZoneInfo,
+        start: int,
+        keys: Iterable[str] = (),
+        segment: bool = False,
+        by_hits: bool = False,
     ) -> None:
         self.zone, self.start = zone, start
         # In a segment a visitor's previous visit may have been outside it: the day's
         # visitors are counted as a set, and their earlier days looked up, as a value's are.
         self.segment = segment
+        # Under event filters a visit's pageviews and events are the hits they keep, each
+        # counted on its own day (Segment.by_hits).
+        self.by_hits = by_hits
         # Property names, as dimensions: event:props:NAME.
         self.keys = sorted(k if k.startswith(PROPS) else PROPS + k for k in keys)
         self.keys = [k for k in self.keys if k != EVERY_HIT]
@@ -612,6 +666,8 @@ class _Day:
             *values,
         ) in rows:
             self.day_visits.add(visit_id)
+            if self.by_hits:
+                pageviews = events = 0  # add_hits counts them
             figures = (1, pageviews, events, bounce, duration, ssum, spages)
             first_today = previous is None or previous < self.start
             total = self._count((TOTAL, None))
@@ -635,10 +691,12 @@ class _Day:
                 self.visitors[key].add(visitor)
 
     def add_hits(self, rows: Iterable[Sequence[Any]]) -> None:
-        for visitor, visit_id, name, path, hostname, props in rows:
+        for visitor, visit_id, name, path, hostname, props, *visit in rows:
             if visit_id is not None and visit_id not in self.day_visits:
                 self.look_back.add(visitor)  # a visit that started before the day
             pageview = name == "pageview"
+            if self.by_hits:
+                self._add_to_visit(pageview, visit)
             for dimension, value in self._hit_values(name, path, hostname, props):
                 key = (dimension, value)
                 counts = self._count(key)
@@ -647,6 +705,18 @@ class _Day:
                 self.visitors[key].add(visitor)
                 if visit_id is not None:
                     self.visits[key].add(visit_id)
+
+    def _add_to_visit(self, pageview: bool, visit: Sequence[Any]) -> None:
+        """A kept hit's pageview and event, on the totals and on its visit's values (a
+        visit that started on an earlier day too: hits count on the day they came)."""
+        has_visit, *values = visit
+        keys = [(TOTAL, None)]
+        if has_visit:
+            keys += zip(VISIT_DIMENSIONS, values, strict=True)
+        for key in keys:
+            counts = self._count(key)
+            counts[2] += pageview
+            counts[3] += 1
 
     def _hit_values(
         self, name: str, path: str, hostname: str, props: str | None
@@ -670,6 +740,8 @@ class _Day:
                 if self.seen.get(key, "") < day:
                     self.seen[key] = day
         for visitor, visit_id, ts, name, path, hostname, props in hits:
+            if ts >= self.start:
+                continue  # the day's own (Segment.sql): for its visits that started earlier
             day = self._day(ts)
             for dimension, value in self._hit_values(name, path, hostname, props):
                 key = (dimension, value, visitor)
