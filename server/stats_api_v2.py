@@ -19,7 +19,18 @@ from starlette.routing import Route
 
 from . import reports
 from .reports import metrics as metric
-from .reports.filters import GOAL, OPERATORS, PROPS, Filter, FilterError, dimension
+from .reports.filters import (
+    GOAL,
+    OPERATORS,
+    PROPS,
+    AllOf,
+    AnyOf,
+    Condition,
+    Filter,
+    FilterError,
+    dimension,
+    negate,
+)
 from .reports.query import PERIODS, Query, QueryError
 from .stats_api import Authorise, BadRequest, Clock, error, no_site, readable_site
 from .storage import Storage
@@ -28,7 +39,6 @@ FIELDS = ("site_id", "metrics", "date_range", "date", "dimensions", "filters", "
           "include", "pagination")  # fmt: skip
 TIME = {"time": None, "time:minute": "minute", "time:hour": "hour", "time:day": "day",
         "time:week": "week", "time:month": "month"}  # fmt: skip
-NEGATED = {"is": "is_not", "contains": "contains_not", "matches": "matches_not"}
 DEFAULT_LIMIT = 10_000
 MAX_DIMENSIONS = 2
 # A second dimension costs one engine call per bucket or value of the first: past these, the
@@ -308,35 +318,38 @@ def _list(body: dict[str, Any], name: str) -> list[Any]:
     return value
 
 
-def _filters(entries: list[Any]) -> list[Filter]:
-    """The top-level list is an AND; `and` groups flatten into it. The engine ANDs its
-    filters and ORs the values of one, so `or` works between filters on one dimension with
-    the same positive operator, and `not` around one filter; anything else is refused."""
-    out: list[Filter] = []
+def _filters(entries: list[Any]) -> list[Condition]:
+    """The top-level list is an AND (an `and` in it flattens into it); `or` and `not` nest
+    to any depth. `not` is pushed down to the filters, each taking the opposite operator;
+    an `or` of filters on one dimension with one positive operator becomes one filter with
+    several values, which rollups and segments answer."""
+    out: list[Condition] = []
     for entry in entries:
-        if not isinstance(entry, list) or not entry or not isinstance(entry[0], str):
-            raise BadRequest(f"filters: {entry!r} is not [operator, dimension, [values]]")
-        if entry[0] == "and":
-            out += _filters(_group(entry))
-        elif entry[0] == "or":
-            parts = [_simple(e) for e in _group(entry)]
-            if len({(p.dimension, p.op) for p in parts}) != 1 or parts[0].negated:
-                raise BadRequest(
-                    'filters: Zeef\'s engine can only express "or" between filters on the '
-                    "same dimension with the same operator (is, contains or matches); "
-                    "write them as one filter with several values"
-                )
-            values = tuple(v for p in parts for v in p.values)
-            out.append(Filter(parts[0].dimension, parts[0].op, values))
-        elif entry[0] == "not":
-            if len(entry) != 2:
-                raise BadRequest('filters: "not" takes one filter: ["not", [op, dim, values]]')
-            inner = _simple(entry[1])
-            flipped = NEGATED.get(inner.op) or next(k for k, v in NEGATED.items() if v == inner.op)
-            out.append(replace(inner, op=flipped))
-        else:
-            out.append(_simple(entry))
+        condition = _condition(entry)
+        out += condition.items if isinstance(condition, AllOf) else (condition,)
     return out
+
+
+def _condition(entry: Any) -> Condition:
+    if not isinstance(entry, list) or not entry or not isinstance(entry[0], str):
+        raise BadRequest(f"filters: {entry!r} is not [operator, dimension, [values]]")
+    if entry[0] in ("and", "or"):
+        parts = tuple(_condition(e) for e in _group(entry))
+        if len(parts) == 1:
+            return parts[0]
+        if entry[0] == "and":
+            return AllOf(parts)
+        simple = [p for p in parts if isinstance(p, Filter)]
+        kinds = {(p.dimension, p.op) for p in simple}
+        if len(simple) == len(parts) and len(kinds) == 1 and not simple[0].negated:
+            values = tuple(v for p in simple for v in p.values)
+            return Filter(simple[0].dimension, simple[0].op, values)
+        return AnyOf(parts)
+    if entry[0] == "not":
+        if len(entry) != 2:
+            raise BadRequest('filters: "not" takes one filter or group: ["not", [...]]')
+        return negate(_condition(entry[1]))
+    return _simple(entry)
 
 
 def _group(entry: list[Any]) -> list[Any]:
@@ -347,10 +360,7 @@ def _group(entry: list[Any]) -> list[Any]:
 
 def _simple(entry: Any) -> Filter:
     if not isinstance(entry, list) or len(entry) not in (3, 4):
-        raise BadRequest(
-            f"filters: {entry!r} is not [operator, dimension, [values]]; "
-            '"not" and "or" of groups cannot be expressed in Zeef\'s engine'
-        )
+        raise BadRequest(f"filters: {entry!r} is not [operator, dimension, [values]]")
     op, name, values = entry[:3]
     if op not in OPERATORS:
         raise BadRequest(

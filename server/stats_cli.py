@@ -11,7 +11,7 @@ from typing import Any
 
 from . import reports, sites
 from .reports import metrics as metric
-from .reports.filters import parse_v1
+from .reports.filters import Filter, parse_v1
 from .reports.query import PERIODS, Query, QueryError
 from .storage import Storage
 
@@ -98,7 +98,7 @@ def _header(query: Query) -> dict[str, Any]:
         "period": query.period,
         "from": query.first_day.isoformat(),
         "to": query.last_day.isoformat(),
-        "filters": [f.v1() for f in query.filters],
+        "filters": [f.v1() for f in query.filters if isinstance(f, Filter)],  # no groups in v1
     }
 
 

@@ -138,8 +138,19 @@ async def test_two_properties(shop: Zeef) -> None:
          [2, 3]),
         # A regular expression a wildcard can say: C's /blog/a.
         ([["matches", "event:page", ["^/blog/.*"]]], [1, 1]),
+        # Across dimensions, a hit passes with its visit: B's Firefox visit, C's /blog/a.
+        ([["or", [["is", "visit:browser", ["Firefox"]], ["is", "event:page", ["/blog/a"]]]]],
+         [2, 2]),
+        # Neither Firefox nor /: A's /pricing (and Signup), C's /blog/a.
+        ([["not", ["or", [["is", "visit:browser", ["Firefox"]], ["is", "event:page", ["/"]]]]]],
+         [2, 2]),
+        # Chrome on /pricing, or any iPhone hit: A's /pricing, C's two pageviews.
+        ([["or", [["and", [["is", "visit:browser", ["Chrome"]],
+                           ["is", "event:page", ["/pricing"]]]],
+                  ["is", "visit:browser", ["Mobile Safari"]]]]], [2, 3]),
     ],
-    ids=["is", "contains", "and", "not", "or-same-dimension", "matches"],
+    ids=["is", "contains", "and", "not", "or-same-dimension", "matches", "or-across-dimensions",
+         "not-of-a-group", "or-of-and"],
 )  # fmt: skip
 async def test_filters(shop: Zeef, filters: list[Any], expected: list[int]) -> None:
     key = await new_key(shop)
@@ -147,6 +158,27 @@ async def test_filters(shop: Zeef, filters: list[Any], expected: list[int]) -> N
     assert got.status_code == 200, got.text
     assert got.json()["results"] == [{"dimensions": [], "metrics": expected}]
     assert got.json()["query"]["filters"] == filters
+
+
+async def test_a_group_filters_every_report(shop: Zeef) -> None:
+    key = await new_key(shop)
+    either = [["or", [["is", "visit:browser", ["Firefox"]], ["is", "event:page", ["/blog/a"]]]]]
+    pages = await query(shop, key, metrics=["visitors", "pageviews"], filters=either,
+                        dimensions=["event:page"])  # fmt: skip
+    assert pages.json()["results"] == [
+        {"dimensions": ["/blog/a"], "metrics": [1, 1]},
+        {"dimensions": ["/pricing"], "metrics": [1, 1]},
+    ]
+    # C's second visit alone: the one with /blog/a in it.
+    browsers = await query(shop, key, metrics=["visitors", "visits", "pageviews"],
+                           filters=either, dimensions=["visit:browser"])  # fmt: skip
+    assert browsers.json()["results"] == [
+        {"dimensions": ["Firefox"], "metrics": [1, 1, 1]},
+        {"dimensions": ["Mobile Safari"], "metrics": [1, 1, 1]},
+    ]
+    hours = await query(shop, key, metrics=["visitors"], filters=either,
+                        dimensions=["time:hour"])  # fmt: skip
+    assert [r["dimensions"][0][11:13] for r in hours.json()["results"]] == ["10", "11"]
 
 
 @pytest.mark.parametrize(
@@ -159,9 +191,8 @@ async def test_filters(shop: Zeef, filters: list[Any], expected: list[int]) -> N
           "dimensions": ["event:page", "visit:browser", "time:day"]}, "dimensions: at most 2"),
         ({"metrics": ["visitors"], "dimensions": ["visit:planet"]}, "dimensions: unknown"),
         ({"metrics": ["visitors"], "site_id": ""}, "site_id: required"),
-        ({"metrics": ["visitors"],
-          "filters": [["or", [["is", "visit:browser", ["Chrome"]],
-                              ["is", "event:page", ["/"]]]]]}, '"or"'),
+        ({"metrics": ["visitors"], "filters": [["not", ["is", "visit:browser", ["Chrome"]],
+                                                 ["is", "event:page", ["/"]]]]}, '"not" takes'),
         ({"metrics": ["visitors"], "filters": [["matches", "event:page", ["^/a/\\d+$"]]]},
          "cannot match"),
         ({"metrics": ["visitors"], "order_by": [["visits", "desc"]]}, "order_by:"),
@@ -175,7 +206,7 @@ async def test_filters(shop: Zeef, filters: list[Any], expected: list[int]) -> N
          "filters: no goal named 'Nope'"),
     ],
     ids=["metric", "date-range", "date-range-date", "three-dimensions", "dimension",
-         "site-id", "or-across-dimensions", "regex", "order-by", "time-labels", "limit",
+         "site-id", "not-of-two", "regex", "order-by", "time-labels", "limit",
          "unknown-field", "too-many-buckets", "goal-metric", "unknown-goal"],
 )  # fmt: skip
 async def test_bad_queries_get_a_400_naming_the_field(

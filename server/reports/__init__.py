@@ -10,7 +10,17 @@ from typing import Any
 
 from ..storage import Storage
 from . import metrics as metric
-from .filters import GOAL, PROPS, Filter, FilterError, GoalLike, dimension, is_event_dimension
+from .filters import (
+    GOAL,
+    PROPS,
+    Condition,
+    Filter,
+    FilterError,
+    GoalLike,
+    dimension,
+    is_event_dimension,
+    leaves,
+)
 from .query import PERIODS, Query, QueryError
 
 __all__ = [
@@ -75,7 +85,7 @@ async def aggregate(
         seconds = sum(r["engaged_seconds"] or 0 for r in engaged.values())
         out["time_on_page"] = seconds / out["visits"] if pages and out.get("visits") else None
     if _pages_filtered(query) is not None or any(
-        f.dimension == "event:page" for f in query.filters
+        isinstance(f, Filter) and f.dimension == "event:page" for f in query.filters
     ):
         # With a page filter, a bounce is judged on the visits that entered on that page.
         entries = await storage.report_entries(query, goals, None)
@@ -193,7 +203,7 @@ def _derive(row: dict[str, Any]) -> dict[str, Any]:
 def _pages_filtered(query: Query) -> list[str] | None:
     """The pages of an `event:page is` filter, if the query has one."""
     for f in query.filters:
-        if f.dimension == "event:page" and f.op == "is":
+        if isinstance(f, Filter) and f.dimension == "event:page" and f.op == "is":
             return list(f.values)
     return None
 
@@ -204,18 +214,25 @@ def _without_goal(query: Query) -> Query:
         query.period,
         query.start,
         query.end,
-        tuple(
-            f for f in query.filters if f.dimension != GOAL and not f.dimension.startswith(PROPS)
-        ),
+        # A group with a goal or property in it goes too: the base is the visitors before
+        # any conversion was asked of them.
+        tuple(f for f in query.filters if not _about_goals(f)),
         query.interval,
     )
+
+
+def _about_goals(f: Condition) -> bool:
+    return any(leaf.dimension == GOAL or leaf.dimension.startswith(PROPS) for leaf in leaves(f))
 
 
 async def _conversions(
     storage: Storage, query: Query, goals: Sequence[GoalLike], visitors: int
 ) -> dict[str, Any]:
     goal_names = [
-        v for f in query.filters if f.dimension == GOAL and f.op == "is" for v in f.values
+        v
+        for f in query.filters
+        if isinstance(f, Filter) and f.dimension == GOAL and f.op == "is"
+        for v in f.values
     ]
     if not goal_names:
         raise metric.MetricError(

@@ -128,6 +128,41 @@ class Filter:
         return self.dimension + op + "|".join(v.replace("|", "\\|") for v in self.values)
 
 
+@dataclass(frozen=True)
+class AnyOf:
+    """Filters (or groups) of which one must hold: Plausible v2's `or` across dimensions."""
+
+    items: tuple[Condition, ...]
+
+
+@dataclass(frozen=True)
+class AllOf:
+    """Filters (or groups) that must all hold, inside an AnyOf."""
+
+    items: tuple[Condition, ...]
+
+
+Condition = Filter | AnyOf | AllOf
+
+NEGATED = {"is": "is_not", "contains": "contains_not", "matches": "matches_not"}
+NEGATED |= {v: k for k, v in NEGATED.items()}
+
+
+def negate(condition: Condition) -> Condition:
+    """`not` pushed down to the filters (De Morgan), each with the opposite operator: the
+    engine's rule for what `is_not` means on an event dimension holds at any depth."""
+    if isinstance(condition, Filter):
+        return Filter(condition.dimension, NEGATED[condition.op], condition.values)
+    flipped = tuple(negate(item) for item in condition.items)
+    return AllOf(flipped) if isinstance(condition, AnyOf) else AnyOf(flipped)
+
+
+def leaves(condition: Condition) -> list[Filter]:
+    if isinstance(condition, Filter):
+        return [condition]
+    return [f for item in condition.items for f in leaves(item)]
+
+
 def parse_v1(text: str) -> tuple[Filter, ...]:
     """Plausible's v1 filter syntax: `visit:country==NL;event:page==/a|/b`, with `!=`, `~`
     (contains) and `!~`; `*` in an `==` value makes it a wildcard match; `\\|` is a literal

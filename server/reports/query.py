@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from ..events import Site
-from .filters import Filter
+from .filters import Condition
 
 PERIODS = ("day", "7d", "28d", "30d", "91d", "month", "6mo", "12mo", "year", "all", "custom")
 # The periods `zeef stats` and `zeef drops` accepted before the report engine: kept valid.
@@ -35,7 +35,7 @@ class Query:
     period: str
     start: datetime  # inclusive, midnight in the site's time zone (or a minute, for realtime)
     end: datetime  # exclusive
-    filters: tuple[Filter, ...] = ()
+    filters: tuple[Condition, ...] = ()
     interval: str | None = None  # None: the default for the period (default_interval)
     comparison: Query | None = field(default=None, compare=False)
 
@@ -49,7 +49,7 @@ class Query:
         anchor: date | None = None,
         first: date | None = None,
         last: date | None = None,
-        filters: tuple[Filter, ...] = (),
+        filters: tuple[Condition, ...] = (),
         interval: str | None = None,
     ) -> Query:
         """The days of `period` in the site's time zone: `anchor` (default today) picks which;
@@ -140,7 +140,7 @@ class Query:
             return self
         return replace(self, start=_midnight(first, self.zone))
 
-    def with_filters(self, *filters: Filter) -> Query:
+    def with_filters(self, *filters: Condition) -> Query:
         return replace(self, filters=(*self.filters, *filters))
 
     def compared(self, how: str, first: date | None = None, last: date | None = None) -> Query:

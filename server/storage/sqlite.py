@@ -679,8 +679,10 @@ class SQLiteStorage:
         # A page filter here is on the entry page (sqlite_reports.entry_bounces): `is` some
         # pages reads those pages' entries from the other filters' rollups; any other, the
         # segment with it on the entry page.
-        entered = [f for f in query.filters if f.dimension == "event:page"]
-        others = tuple(f for f in query.filters if f.dimension != "event:page")
+        entered = [
+            f for f in query.filters if isinstance(f, Filter) and f.dimension == "event:page"
+        ]
+        others = tuple(f for f in query.filters if f not in entered)
         rest, rolled = query, pages
         if len(entered) == 1 and entered[0].op == "is":
             rest = replace(query, filters=others)

@@ -20,8 +20,11 @@ from ..reports import sources
 from ..reports.filters import (
     GOAL,
     PROPS,
+    AnyOf,
+    Condition,
     Filter,
     FilterError,
+    leaves,
 )
 
 if TYPE_CHECKING:
@@ -167,16 +170,34 @@ class Plan:
     def of(cls, query: Query, goals: Sequence[GoalLike], drop: str | None = None) -> Plan:
         plan = cls(query, goals)
         for f in query.filters:
-            if f.dimension == drop:
+            if isinstance(f, Filter) and f.dimension == drop:
                 continue
-            if f.dimension in VISIT_SQL:
-                plan.visit_where.append(_condition(plan.sql, VISIT_SQL[f.dimension], f))
-            elif f.dimension == GOAL:
-                hit = _goal_condition(plan.sql, goals, f.values)
-                plan.event_where.append(f"NOT {hit}" if f.negated else hit)
+            if all(leaf.dimension in VISIT_SQL for leaf in leaves(f)):
+                plan.visit_where.append(plan.condition(f, on_hits=False))
             else:
-                plan.event_where.append(_condition(plan.sql, plan.event_column(f.dimension), f))
+                # A group with an event filter in it holds of a hit and its visit together,
+                # as an event filter alone does: a visit is kept if one of its hits passes.
+                plan.event_where.append(plan.condition(f, on_hits=True))
         return plan
+
+    def condition(self, c: Condition, on_hits: bool) -> str:
+        """SQL for a filter or group: over a visit `v`, or over a hit `e` (whose visit's
+        values are looked up in visits)."""
+        if not isinstance(c, Filter):
+            joiner = " OR " if isinstance(c, AnyOf) else " AND "
+            return "(" + joiner.join(self.condition(item, on_hits) for item in c.items) + ")"
+        if c.dimension in VISIT_SQL:
+            visit = _condition(self.sql, VISIT_SQL[c.dimension], c)
+            if not on_hits:
+                return visit
+            return (
+                "e.visit_id IN (SELECT v.id FROM visits AS v WHERE v.site_id = :site"
+                f" AND v.started >= :early AND v.started < :end AND {visit})"
+            )
+        if c.dimension == GOAL:
+            hit = _goal_condition(self.sql, self.goals, c.values)
+            return f"NOT {hit}" if c.negated else hit
+        return _condition(self.sql, self.event_column(c.dimension), c)
 
     def event_column(self, name: str) -> str:
         if name.startswith(PROPS):
@@ -334,7 +355,7 @@ async def entry_bounces(
     plan = Plan.of(query, goals, drop="event:page")
     where = plan.visits_where()
     for f in query.filters:
-        if f.dimension == "event:page":
+        if isinstance(f, Filter) and f.dimension == "event:page":
             where += " AND " + _condition(plan.sql, "v.entry_page", f)
     if pages is not None:
         where += f" AND v.entry_page IN ({', '.join(plan.sql.bind(p) for p in pages)})"

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
+from ..reports.filters import Filter, leaves
 from .sqlite_reports import VISIT_SQL, fetch
 from .sqlite_rollups import (
     COUNTS,
@@ -62,7 +63,12 @@ def _narrowed_to(query: Query) -> tuple[str, Any] | None:
         return TOTAL, None
     if len(query.filters) == 1:
         f = query.filters[0]
-        if f.op == "is" and len(f.values) == 1 and f.dimension in VISIT_SQL:
+        if (
+            isinstance(f, Filter)
+            and f.op == "is"
+            and len(f.values) == 1
+            and f.dimension in VISIT_SQL
+        ):
             return f.dimension, f.values[0]
     return None
 
@@ -111,7 +117,7 @@ async def split(
         if not found:
             return None
         segment, narrow = found[0]["id"], (TOTAL, None)
-        by_hits = any(f.dimension not in VISIT_SQL for f in query.filters)
+        by_hits = any(leaf.dimension not in VISIT_SQL for f in query.filters for leaf in leaves(f))
     zone, tz = query.zone, query.site.timezone
     summed = await fetch(
         conn,

@@ -22,7 +22,7 @@ from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from ..reports.filters import Filter
+from ..reports.filters import Condition, Filter
 from .sqlite_reports import EVENT_SQL, FUNCTIONS, VISIT_SQL, Sql, _condition, _props_column
 
 if TYPE_CHECKING:
@@ -189,15 +189,19 @@ def _hit_column(sql: Sql, dimension: str) -> str:
 WHOLE = Segment()
 
 
-def segment_key(filters: Sequence[Filter]) -> str | None:
+def segment_key(filters: Sequence[Condition]) -> str | None:
     """A filter set as segments.filters stores it (the same set in any order, one key), or
-    None when it cannot be one: a goal filter (goals are defined apart, and may change)."""
-    if not filters or not all(
+    None when it cannot be one: a goal filter (goals are defined apart, and may change), or
+    a group (`or` across dimensions: read raw)."""
+    simple = [f for f in filters if isinstance(f, Filter)]
+    if not filters or len(simple) < len(filters):
+        return None
+    if not all(
         f.dimension in VISIT_SQL or f.dimension in EVENT_SQL or f.dimension.startswith(PROPS)
-        for f in filters
+        for f in simple
     ):
         return None
-    return json.dumps(sorted([f.dimension, f.op, sorted(f.values)] for f in filters))
+    return json.dumps(sorted([f.dimension, f.op, sorted(f.values)] for f in simple))
 
 
 def segment_of(segment_id: int, key: str) -> Segment:
