@@ -22,6 +22,12 @@ response was non-2xx; a low ratio is only reported, as the machine is noisy.
 
     python bench/ingest.py [--rounds 5] [--duration 5] [--warmup 2] [--connections 64]
                            [--threads 1] [--bot-share 0.05]
+                           [--seed DATABASE] [--rollup-interval SECONDS]
+
+With --seed, Zeef starts from a copy of that database (one `bench/reports.py --keep` built:
+its site is renamed out of the way) and, with a short --rollup-interval, sums it over and
+over while requests come in: what the rollup builder, which runs inside the server process,
+costs the collector. Compare its ratios with a run without.
 """
 
 from __future__ import annotations
@@ -462,6 +468,21 @@ def server_warnings(name: str, clean_exit: bool, log: Path) -> list[str]:
     return warnings
 
 
+def seed(source: Path, target: Path) -> None:
+    """Copy a database (through SQLite's backup, WAL included) and move its bench site aside,
+    so the counts this bench reads are of its own requests."""
+    import sqlite3
+
+    src, dst = sqlite3.connect(source), sqlite3.connect(target)
+    try:
+        src.backup(dst)
+        with dst:
+            dst.execute("UPDATE sites SET domain = 'seed.example' WHERE domain = ?", (DOMAIN,))
+    finally:
+        src.close()
+        dst.close()
+
+
 def zeef_env(tmp: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["ZEEF_DATABASE"] = str(tmp / "zeef.sqlite3")
@@ -586,6 +607,10 @@ def main() -> int:
     parser.add_argument(
         "--bot-share", type=float, default=0.05, help="share of bots in the mix (0 to 1)"
     )
+    parser.add_argument("--seed", type=Path, help="start from a copy of this database")
+    parser.add_argument(
+        "--rollup-interval", type=int, help="ZEEF_ROLLUP_INTERVAL for the server (300)"
+    )
     args = parser.parse_args()
     if args.rounds < 1 or args.duration < 1:
         parser.error("--rounds and --duration must be >= 1")
@@ -595,6 +620,8 @@ def main() -> int:
         parser.error("--connections must be >= --threads (wrk gives each thread a share)")
     if shutil.which("wrk") is None:
         parser.error("wrk not found (apt-get install wrk)")
+    if args.seed is not None and not args.seed.is_file():
+        parser.error(f"--seed: no database at {args.seed}")
 
     pinning = plan_pinning(args.threads)
     print(
@@ -608,6 +635,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="zeef-bench-") as tmp_name:
         tmp = Path(tmp_name)
         env = zeef_env(tmp)
+        if args.seed is not None:
+            seed(args.seed, Path(env["ZEEF_DATABASE"]))
+            print(f"seeded from {args.seed}; rollups every {args.rollup_interval} s")
+        if args.rollup_interval is not None:
+            env["ZEEF_ROLLUP_INTERVAL"] = str(args.rollup_interval)
         zeef_cli(env, "site", "add", DOMAIN)
         try:
             agents, mix_note = write_mix(tmp, args.bot_share)

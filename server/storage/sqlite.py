@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import multiprocessing
 import sqlite3
 import threading
-import time
 from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, replace
 from importlib import resources
 from pathlib import Path
@@ -266,6 +267,9 @@ class SQLiteStorage:
         # Filter sets reports asked for since the last build, (site, segment key): when. The
         # build records them (segments), and sums those asked for lately.
         self._asked: dict[tuple[int, str], int] = {}
+        # The process that builds rollups (build_rollups), started at the first build.
+        self._builder: ProcessPoolExecutor | None = None
+        self._build_stop: Any = None  # a multiprocessing Event it reads between two days
 
     async def _connect(self) -> aiosqlite.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -306,6 +310,10 @@ class SQLiteStorage:
 
     async def close(self) -> None:
         self._stopping.set()
+        if self._builder is not None:
+            self._build_stop.set()
+            await asyncio.to_thread(self._builder.shutdown, True)
+            self._builder = None
         await self.writer.close()
         for conn in self._readers:
             await conn.close()
@@ -699,49 +707,30 @@ class SQLiteStorage:
             return await reports_sql.entry_bounces(conn, query, goals, pages)
 
     async def build_rollups(self, now: int, stop: threading.Event | None = None) -> int:
-        """Bring every site's rollups up to date (sqlite_rollups.build), on a thread of its
-        own: summing a day takes seconds on a big site. Returns the days (re)built."""
+        """Bring every site's rollups up to date (sqlite_rollups.build_all), in a process of
+        its own: summing a day takes seconds of Python on a big site, which in this process
+        would hold the interpreter's lock the collector needs. Returns the days (re)built;
+        `stop` (or close()) set ends the build after the day it is summing."""
         sites = await self.sites()
         asked, self._asked = self._asked, {}
-        return await asyncio.to_thread(self._build_rollups, sites, now, stop, asked)
-
-    def _build_rollups(
-        self,
-        sites: Sequence[Site],
-        now: int,
-        stop: threading.Event | None,
-        asked: dict[tuple[int, str], int],
-    ) -> int:
-        conn = rollups_sql.connect(str(self.path))
-
-        def stopped() -> bool:
-            # Asked between two days: the lease is renewed as the build goes on, so a long
-            # first build (a year of a big site) is not joined by another process's.
-            rollups_sql.take_lease(conn, int(time.time()), renew=True)
-            return self._stopping.is_set() or (stop is not None and stop.is_set())
-
-        try:
-            # Every process notes what its reports asked for; the one holding the lease sums.
-            if asked:
-                rollups_sql.note_asked(conn, [(*key, at) for key, at in asked.items()])
-            # One process builds at a time (`serve --workers N` starts N builders); a lease
-            # rather than a lock, so a process killed mid-build holds it for minutes only.
-            if not rollups_sql.take_lease(conn, int(time.time())):
-                return 0
-            try:
-                built = 0
-                for site in sites:
-                    built += rollups_sql.build(conn, site, now, stopped)
-                # Segments after every site's whole: a new one's first build is its days'
-                # worth, and the whole sites' sums must not wait behind it.
-                for site in sites:
-                    clock = int(time.time())
-                    built += rollups_sql.build_segments(conn, site, now, clock, stopped)
-                return built
-            finally:
-                rollups_sql.release_lease(conn)
-        finally:
-            conn.close()
+        if self._builder is None:
+            # spawn, not fork: a fork would copy this process's threads' locks mid-use.
+            context = multiprocessing.get_context("spawn")
+            self._build_stop = context.Event()
+            self._builder = ProcessPoolExecutor(
+                1, context, rollups_sql.builder_started, (self._build_stop,)
+            )
+        self._build_stop.clear()
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(
+            self._builder, rollups_sql.build_all, str(self.path), sites, now, asked
+        )
+        while True:
+            done, _ = await asyncio.wait({future}, timeout=0.1)
+            if done:
+                return future.result()
+            if self._stopping.is_set() or (stop is not None and stop.is_set()):
+                self._build_stop.set()
 
     async def report_engagement(
         self, query: Query, goals: Sequence[GoalLike], pages: Sequence[str]

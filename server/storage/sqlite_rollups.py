@@ -13,6 +13,7 @@ up over days: a day stores, per value, the visitors it shares with each earlier 
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -215,6 +216,58 @@ def connect(path: str) -> sqlite3.Connection:
     for name, arity, function in FUNCTIONS:
         conn.create_function(name, arity, function, deterministic=True)
     return conn
+
+
+# -- the builder's process (SQLiteStorage.build_rollups) ---------------------------------------
+
+_stop: Any = None  # the Event the server sets to end a build between two days
+
+
+def _wall() -> int:
+    """Now, by the clock (leases and asks); `now` in a build is the data's time."""
+    return int(datetime.now().timestamp())
+
+
+def builder_started(stop: Any) -> None:
+    """Set up the builder's process: Ctrl-C is the server's to handle, and it tells this
+    process to stop through `stop`."""
+    global _stop
+    _stop = stop
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def build_all(path: str, sites: Sequence[Site], now: int, asked: dict[tuple[int, str], int]) -> int:
+    """Record the segments reports asked for, then bring every site's rollups, and then its
+    segments', up to date, if no other process holds the lease. Returns the days built."""
+    conn = connect(path)
+
+    def stopped() -> bool:
+        # Asked between two days: the lease is renewed as the build goes on, so a long first
+        # build (a year of a big site) is not joined by another process's.
+        take_lease(conn, _wall(), renew=True)
+        return _stop is not None and _stop.is_set()
+
+    try:
+        # Every process notes what its reports asked for; the one holding the lease sums.
+        if asked:
+            note_asked(conn, [(*key, at) for key, at in asked.items()])
+        # One process builds at a time (`serve --workers N` starts N builders); a lease rather
+        # than a lock, so a process killed mid-build holds it for minutes only.
+        if not take_lease(conn, _wall()):
+            return 0
+        try:
+            built = 0
+            for site in sites:
+                built += build(conn, site, now, stopped)
+            # Segments after every site's whole: a new one's first build is its days' worth,
+            # and the whole sites' sums must not wait behind it.
+            for site in sites:
+                built += build_segments(conn, site, now, _wall(), stopped)
+            return built
+        finally:
+            release_lease(conn)
+    finally:
+        conn.close()
 
 
 LEASE = "rollups_lease"
