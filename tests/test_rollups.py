@@ -435,6 +435,37 @@ async def test_the_server_keeps_rollups_current_by_itself(settings: Any, clock: 
             assert zeef.rows(totals) == [{"visitors": 2}, {"visitors": 1}]
 
 
+async def test_a_new_filter_set_is_summed_without_waiting_for_the_interval(
+    settings: Any, clock: Any
+) -> None:
+    from tests.conftest import pageview, start
+
+    hourly = replace(settings, rollup_interval=3600)
+    clock.now = datetime(2026, 3, 14, 10, 0, tzinfo=UTC)
+    async with contextlib.aclosing(start(hourly, clock)) as running:
+        async for zeef in running:
+            await zeef.add_site("example.com")
+            await zeef.settled()
+            assert (await zeef.send(pageview())).status_code == 202
+            await zeef.flush()
+            clock.now += timedelta(minutes=10)
+            storage = zeef.app.state.storage
+            site = (await storage.sites())[0]
+            chrome = Query.for_period(site, "7d", clock()).with_filters(
+                *parse_v1("visit:browser==Chrome")
+            )
+            assert await reports.breakdown(storage, chrome, "event:page", ["visitors"]) == [
+                {"value": "/", "visitors": 1}
+            ]
+            for _ in range(200):
+                summed = zeef.rows("SELECT day FROM rollup_days WHERE segment != 0 AND day < 'A'")
+                if summed:
+                    break
+                await asyncio.sleep(0.05)
+            # Summed at once, an hour before the interval would have come round.
+            assert summed == [{"day": "2026-03-14"}]
+
+
 async def test_one_process_builds_at_a_time(tmp_path: Path) -> None:
     from server.storage.sqlite_rollups import connect, release_lease, take_lease
 

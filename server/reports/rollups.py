@@ -4,7 +4,6 @@ background, while the server runs (what is summed and how: storage/sqlite_rollup
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -46,5 +45,15 @@ class RollupBuilder:
                 # not summed), so failed builds cost speed, never a figure; the next one tries
                 # again. Sums and counts only: nothing about a visitor can be in the message.
                 log.exception("rollups: the build failed; reports read raw rows until one works")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.every)
+            # The interval, or less when a report asked for a filter set not summed yet: its
+            # next asks are fast a build later, not an interval later.
+            waits = {
+                asyncio.ensure_future(self._wake.wait()),
+                asyncio.ensure_future(self.storage.rollups_wanted()),
+            }
+            _, pending = await asyncio.wait(
+                waits, timeout=self.every, return_when="FIRST_COMPLETED"
+            )
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)

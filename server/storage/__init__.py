@@ -195,6 +195,11 @@ class EventStore(Protocol):
         without them returns 0); `stop` set ends it early. Returns the site-days (re)built."""
         ...
 
+    async def rollups_wanted(self) -> None:
+        """Return when a report has asked for sums not built yet (a new filter set): the
+        builder then builds without waiting for its interval."""
+        ...
+
 
 class Storage(MetadataStore, EventStore, Protocol):
     """Both stores, as one object: what create_app and the CLI open."""

@@ -14,6 +14,7 @@ import json
 import multiprocessing
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, replace
@@ -267,6 +268,7 @@ class SQLiteStorage:
         # Filter sets reports asked for since the last build, (site, segment key): when. The
         # build records them (segments), and sums those asked for lately.
         self._asked: dict[tuple[int, str], int] = {}
+        self._wanted = asyncio.Event()  # set when one of them is not a segment yet
         # The process that builds rollups (build_rollups), started at the first build.
         self._builder: ProcessPoolExecutor | None = None
         self._build_stop: Any = None  # a multiprocessing Event it reads between two days
@@ -642,7 +644,7 @@ class SQLiteStorage:
 
     async def report_totals(self, query: Query, goals: Sequence[GoalLike]) -> dict[str, Any]:
         async with self._read() as conn:
-            part = await rolled_sql.split(conn, query, narrowed=True, asked=self._asked)
+            part = await rolled_sql.split(conn, query, narrowed=True, ask=self._ask)
             if part is not None:
                 return await rolled_sql.aggregate(conn, query, part)
             return await reports_sql.aggregate(conn, query, goals)
@@ -656,7 +658,7 @@ class SQLiteStorage:
         start = reports_sql.day_start_sql(query, "v.started") if query.bucket == "day" else None
         async with self._read() as conn:
             if query.bucket in ("day", "week", "month"):
-                part = await rolled_sql.split(conn, query, narrowed=True, asked=self._asked)
+                part = await rolled_sql.split(conn, query, narrowed=True, ask=self._ask)
                 if part is not None:
                     return await rolled_sql.series(conn, query, part, query.bucket)
             return await reports_sql.grouped(conn, query, goals, visits, hits, start)
@@ -666,7 +668,7 @@ class SQLiteStorage:
     ) -> list[dict[str, Any]]:
         column = reports_sql.VISIT_SQL[dimension]
         async with self._read() as conn:
-            part = await rolled_sql.split(conn, query, asked=self._asked)
+            part = await rolled_sql.split(conn, query, ask=self._ask)
             if part is not None:
                 return await rolled_sql.by_visit(conn, query, part, dimension)
             return await reports_sql.grouped(conn, query, goals, column, column, None)
@@ -676,7 +678,7 @@ class SQLiteStorage:
     ) -> list[dict[str, Any]]:
         async with self._read() as conn:
             if rollups_sql.by_hit(dimension):
-                part = await rolled_sql.split(conn, query, asked=self._asked)
+                part = await rolled_sql.split(conn, query, ask=self._ask)
                 if part is not None:
                     return await rolled_sql.by_hit(conn, query, part, dimension)
             return await reports_sql.hits_by(conn, query, goals, dimension)
@@ -700,11 +702,21 @@ class SQLiteStorage:
             entries = tuple(Filter("visit:entry_page", f.op, f.values) for f in entered)
             rest = replace(query, filters=others + entries)
         async with self._read() as conn:
-            part = await rolled_sql.split(conn, rest, asked=self._asked)
+            part = await rolled_sql.split(conn, rest, ask=self._ask)
             if part is not None:
                 rows = await rolled_sql.by_visit(conn, rest, part, "visit:entry_page", rolled)
                 return {row["value"]: row for row in rows}
             return await reports_sql.entry_bounces(conn, query, goals, pages)
+
+    def _ask(self, site_id: int, key: str, summed: bool) -> None:
+        self._asked[(site_id, key)] = int(time.time())
+        if not summed:
+            self._wanted.set()
+
+    async def rollups_wanted(self) -> None:
+        # Cleared here, by the one waiter (the builder): asks after it set it again.
+        await self._wanted.wait()
+        self._wanted.clear()
 
     async def build_rollups(self, now: int, stop: threading.Event | None = None) -> int:
         """Bring every site's rollups up to date (sqlite_rollups.build_all), in a process of

@@ -6,8 +6,7 @@ visits and hits for the rest, with the same answers a raw query gives.
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
@@ -93,12 +92,12 @@ async def split(
     conn: Any,
     query: Query,
     narrowed: bool = False,
-    asked: dict[tuple[int, str], int] | None = None,
+    ask: Callable[[int, str, bool], None] | None = None,
 ) -> Split | None:
     """The rolled-up part of a query, or None when rollups cannot answer it: unfiltered,
     with `narrowed` (totals and time series) filtered to one value of a visit dimension, or
     filtered on visit dimensions alone when that filter set is a segment summed. Such a
-    query is noted in `asked` (site, segment key: when), which the next build reads."""
+    query is told to `ask` (site, segment key, whether it is a segment yet)."""
     if query.period == "realtime":
         return None
     narrow = _narrowed_to(query)
@@ -107,13 +106,13 @@ async def split(
         key = segment_key(query.filters)
         if key is None:
             return None
-        if asked is not None:
-            asked[(query.site.id, key)] = int(time.time())
         found = await fetch(
             conn,
             "SELECT id FROM segments WHERE site_id = :site AND filters = :key",
             {"site": query.site.id, "key": key},
         )
+        if ask is not None:
+            ask(query.site.id, key, bool(found))
         if not found:
             return None
         segment, narrow = found[0]["id"], (TOTAL, None)
