@@ -135,10 +135,10 @@ class StatsAPIv2:
             raise BadRequest(f"dimensions: {exc}") from None
         if GOAL in props and any(p.startswith(PROPS) for p in props):
             raise BadRequest("dimensions: event:goal cannot be combined with a custom property")
-        goal_metrics = [n for n in names if n in metric.NEEDS_GOAL]
+        goal_metrics = [n for n in names if n in metric.NEEDS_GOAL and n not in metric.PER_ROW]
         if goal_metrics and dims and props != [GOAL]:
-            # The engine's rate within a group is Plausible's group_conversion_rate, not its
-            # conversion_rate: refused rather than answered with the other figure.
+            # The engine's rate within a group is Plausible's group_conversion_rate (asked by
+            # that name), not its conversion_rate: refused rather than answered with the other.
             raise BadRequest(
                 f"metrics: {goal_metrics[0]} is available with no dimension or "
                 "with event:goal as the only dimension"

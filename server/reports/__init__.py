@@ -74,7 +74,7 @@ async def aggregate(
     storage: Storage, query: Query, metrics: Sequence[str], goals: Sequence[GoalLike] = ()
 ) -> dict[str, Any]:
     """{metric: value} for the whole period."""
-    names = metric.check(metrics)
+    names = _whole(metric.check(metrics))
     row = await storage.report_totals(query, goals)
     out = _derive(row)
     if any(n in names for n in metric.NEEDS_GOAL):
@@ -102,7 +102,7 @@ async def timeseries(
     storage: Storage, query: Query, metrics: Sequence[str], goals: Sequence[GoalLike] = ()
 ) -> list[dict[str, Any]]:
     """One row a bucket (query.bucket), every bucket of the period, empty ones as zeros."""
-    names = metric.check(metrics)
+    names = _whole(metric.check(metrics))
     for name in names:
         if name in ("time_on_page", *metric.NEEDS_GOAL) and name != "conversion_rate":
             raise metric.MetricError(f"{name} is not available in a time series")
@@ -143,6 +143,11 @@ async def breakdown(
     conversion rate are then computed for the rows shown alone: 100 pages, not 3,000."""
     names = metric.check(metrics)
     by = dimension(by)
+    if "group_conversion_rate" in names and by != GOAL and not _goal_names(query):
+        raise metric.MetricError(
+            "group_conversion_rate needs a goal filter (event:goal==NAME) or event:goal as the"
+            " dimension"
+        )
     if by == GOAL:
         rows = await _goal_breakdown(storage, query, goals)
     elif is_event_dimension(by):
@@ -161,6 +166,14 @@ async def breakdown(
         await _page_extras(storage, query, goals, rows, names)
     if any(n in names for n in metric.NEEDS_GOAL) and by != GOAL:
         await _group_conversions(storage, query, goals, by, rows)
+    for row in rows:
+        # Within a group (a row), the rate is Plausible's group_conversion_rate.
+        row["group_conversion_rate"] = row.get("conversion_rate")
+    if "percentage" in names:
+        # Of the period's visitors under the same filters, as Plausible's share column.
+        total = int((await storage.report_totals(query, goals)).get("visitors") or 0)
+        for row in rows:
+            row["percentage"] = 100.0 * row["visitors"] / total if total else 0.0
     return [{"value": r["value"], **{n: metric.rounded(n, r.get(n)) for n in names}} for r in rows]
 
 
@@ -181,6 +194,23 @@ async def realtime(storage: Storage, site: Any, now: datetime) -> dict[str, Any]
         minutes.append({"date": label, "visitors": int(row.get("visitors") or 0),
                         "pageviews": int(row.get("pageviews") or 0)})  # fmt: skip
     return {"visitors": await realtime_visitors(storage, query, now), "minutes": minutes}
+
+
+def _goal_names(query: Query) -> list[str]:
+    return [
+        v
+        for f in query.filters
+        if isinstance(f, Filter) and f.dimension == GOAL and f.op == "is"
+        for v in f.values
+    ]
+
+
+def _whole(names: tuple[str, ...]) -> tuple[str, ...]:
+    """The metrics asked of a whole period (no rows): those of a row refused by name."""
+    for name in names:
+        if name in metric.PER_ROW:
+            raise metric.MetricError(f"{name} is a share within a breakdown: it needs a dimension")
+    return names
 
 
 def _by_visitors(row: dict[str, Any]) -> tuple[int, str]:
@@ -228,12 +258,7 @@ def _about_goals(f: Condition) -> bool:
 async def _conversions(
     storage: Storage, query: Query, goals: Sequence[GoalLike], visitors: int
 ) -> dict[str, Any]:
-    goal_names = [
-        v
-        for f in query.filters
-        if isinstance(f, Filter) and f.dimension == GOAL and f.op == "is"
-        for v in f.values
-    ]
+    goal_names = _goal_names(query)
     if not goal_names:
         raise metric.MetricError(
             "conversion rate and revenue need a goal filter (event:goal==NAME)"

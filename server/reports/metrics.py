@@ -21,10 +21,15 @@ METRICS = (
     "conversion_rate",
     "total_revenue",
     "average_revenue",
+    "percentage",
+    "group_conversion_rate",
 )
 # Shares of visits or visitors: a change in them is a difference in points, not a ratio.
-PERCENTAGES = ("bounce_rate", "conversion_rate", "scroll_depth")
-NEEDS_GOAL = ("conversion_rate", "total_revenue", "average_revenue")
+PERCENTAGES = ("bounce_rate", "conversion_rate", "scroll_depth", "percentage",
+               "group_conversion_rate")  # fmt: skip
+NEEDS_GOAL = ("conversion_rate", "total_revenue", "average_revenue", "group_conversion_rate")
+# A row's share of something the whole period has: only in a breakdown.
+PER_ROW = ("percentage", "group_conversion_rate")
 
 
 class MetricError(ValueError):
@@ -46,8 +51,10 @@ def rounded(name: str, value: Any) -> Any:
     for views per visit and conversion rates. None stays None (no visit to average over)."""
     if value is None:
         return None
-    if name in ("views_per_visit", "conversion_rate"):
+    if name in ("views_per_visit", "conversion_rate", "group_conversion_rate"):
         return round(float(value), 2)
+    if name == "percentage":
+        return round(float(value), 1)
     if name in ("total_revenue", "average_revenue"):
         return value
     return round(float(value))

@@ -644,7 +644,7 @@ class SQLiteStorage:
 
     async def report_totals(self, query: Query, goals: Sequence[GoalLike]) -> dict[str, Any]:
         async with self._read() as conn:
-            part = await rolled_sql.split(conn, query, narrowed=True, ask=self._ask)
+            part = await self._split(conn, query, narrowed=True)
             if part is not None:
                 return await rolled_sql.aggregate(conn, query, part)
             return await reports_sql.aggregate(conn, query, goals)
@@ -658,7 +658,7 @@ class SQLiteStorage:
         start = reports_sql.day_start_sql(query, "v.started") if query.bucket == "day" else None
         async with self._read() as conn:
             if query.bucket in ("day", "week", "month"):
-                part = await rolled_sql.split(conn, query, narrowed=True, ask=self._ask)
+                part = await self._split(conn, query, narrowed=True)
                 if part is not None:
                     return await rolled_sql.series(conn, query, part, query.bucket)
             return await reports_sql.grouped(conn, query, goals, visits, hits, start)
@@ -668,7 +668,7 @@ class SQLiteStorage:
     ) -> list[dict[str, Any]]:
         column = reports_sql.VISIT_SQL[dimension]
         async with self._read() as conn:
-            part = await rolled_sql.split(conn, query, ask=self._ask)
+            part = await self._split(conn, query)
             if part is not None:
                 return await rolled_sql.by_visit(conn, query, part, dimension)
             return await reports_sql.grouped(conn, query, goals, column, column, None)
@@ -678,7 +678,7 @@ class SQLiteStorage:
     ) -> list[dict[str, Any]]:
         async with self._read() as conn:
             if rollups_sql.by_hit(dimension):
-                part = await rolled_sql.split(conn, query, ask=self._ask)
+                part = await self._split(conn, query)
                 if part is not None:
                     return await rolled_sql.by_hit(conn, query, part, dimension)
             return await reports_sql.hits_by(conn, query, goals, dimension)
@@ -702,11 +702,18 @@ class SQLiteStorage:
             entries = tuple(Filter("visit:entry_page", f.op, f.values) for f in entered)
             rest = replace(query, filters=others + entries)
         async with self._read() as conn:
-            part = await rolled_sql.split(conn, rest, ask=self._ask)
+            part = await self._split(conn, rest)
             if part is not None:
                 rows = await rolled_sql.by_visit(conn, rest, part, "visit:entry_page", rolled)
                 return {row["value"]: row for row in rows}
             return await reports_sql.entry_bounces(conn, query, goals, pages)
+
+    async def _split(
+        self, conn: aiosqlite.Connection, query: Query, narrowed: bool = False
+    ) -> rolled_sql.Split | None:
+        """What of a query rollups answer (sqlite_rollup_reports.split); a filter set not
+        summed yet, or sums a minute behind, wake the builder (rollups_wanted)."""
+        return await rolled_sql.split(conn, query, narrowed, ask=self._ask, behind=self._wanted.set)
 
     def _ask(self, site_id: int, key: str, summed: bool) -> None:
         self._asked[(site_id, key)] = int(time.time())

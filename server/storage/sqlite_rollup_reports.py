@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 # How far behind the newest hit the sums may be and still answer: three builds at the default
 # interval. Past it the builds have stopped (a failure), and reports read raw rows instead.
 STALE = 15 * 60
+# Sums more than this behind the newest hit, read, ask for a build before the interval is up:
+# someone is looking, and the next look shows the last minute.
+FRESH = 60
 
 
 @dataclass(frozen=True)
@@ -93,11 +96,13 @@ async def split(
     query: Query,
     narrowed: bool = False,
     ask: Callable[[int, str, bool], None] | None = None,
+    behind: Callable[[], None] | None = None,
 ) -> Split | None:
     """The rolled-up part of a query, or None when rollups cannot answer it: unfiltered,
     with `narrowed` (totals and time series) filtered to one value of a visit dimension, or
     filtered on visit dimensions alone when that filter set is a segment summed. Such a
-    query is told to `ask` (site, segment key, whether it is a segment yet)."""
+    query is told to `ask` (site, segment key, whether it is a segment yet). Sums read
+    that are more than FRESH behind the newest hit are told to `behind`."""
     if query.period == "realtime":
         return None
     narrow = _narrowed_to(query)
@@ -150,8 +155,11 @@ async def split(
         # while builds go on.
         if rows[0]["latest"] != days[-1]:
             return None
-        if (rows[0]["newest"] or 0) - until > STALE:
+        lag = (rows[0]["newest"] or 0) - until
+        if lag > STALE:
             return None  # builds have stopped: raw rows, slower but current
+        if lag > FRESH and behind is not None:
+            behind()
     weeks = [row["day"] for row in summed if row["day"].startswith("W") and row["timezone"] == tz]
     labels = with_weeks(days, weeks)
     # The whole range summed at the last build (SPANS), when it is exactly these days.
@@ -159,11 +167,37 @@ async def split(
         (row for row in summed if row["day"].startswith("S") and row["timezone"] == tz), None
     )
     whole = span is not None and span["start"] == start and span["covered"] == until
+    if until < query.end_ts and not await _close_enough(
+        conn, query, until, (span["day"],) if span is not None and whole else labels
+    ):
+        return None
     return Split(
         tuple(days), days[0], labels, dimension=narrow[0], value=narrow[1],
         span=span["day"] if span is not None and whole else None, segment=segment,
         by_hits=by_hits,
     )  # fmt: skip
+
+
+# The visits since the last build may be this share of the summed ones, and reports still read
+# the sums: within it a figure is at most ~1 % behind; past it (a new site's first visits, the
+# first minutes of a day) raw rows answer, current, and are cheap, being few.
+BEHIND = 0.01
+
+CLOSE_ENOUGH = """
+SELECT (SELECT COUNT(*) FROM visits
+        WHERE site_id = :site AND started >= :until AND started < :end) AS since,
+       (SELECT SUM(visits) FROM rollups
+        WHERE site_id = :site AND segment = 0 AND dimension = ''
+          AND day IN (SELECT value FROM json_each(:labels))) AS summed
+"""
+
+
+async def _close_enough(conn: Any, query: Query, until: int, labels: Sequence[str]) -> bool:
+    """Whether the sums, as of `until`, are close enough to the site now (BEHIND)."""
+    params = {"site": query.site.id, "until": until, "end": query.end_ts,
+              "labels": json.dumps(list(labels))}  # fmt: skip
+    [row] = await fetch(conn, CLOSE_ENOUGH, params)
+    return bool(row["since"] <= BEHIND * (row["summed"] or 0))
 
 
 def _metrics(

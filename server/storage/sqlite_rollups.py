@@ -37,9 +37,10 @@ VISIT_DIMENSIONS = tuple(VISIT_SQL)
 # Event dimensions rolled up besides properties: page and hostname count pageviews, name
 # every hit but engagement (as sqlite_reports.hits_by does; _Day._hit_values).
 HIT_DIMENSIONS = ("event:page", "event:hostname", "event:name")
-# Today is covered up to this many seconds ago: a hit reaches the file up to a flush interval
-# (1 s by default, longer from another process or behind a busy writer) after it came, and
-# one stored after its day was summed would be missed until the next build.
+# A hit reaches the file up to a flush interval (1 s by default, longer from another process
+# or behind a busy writer) after it came. Today is summed again at every build, so one stored
+# after a build shows at the next; a past day is summed again if one of its visits took a hit
+# within this many seconds before its last build (_current), so none is missed there either.
 MARGIN = 300
 
 # What a missing value is stored as: key columns cannot be NULL (0011_rollups.sql).
@@ -579,7 +580,7 @@ def build_day(
     Returns 1 if stored."""
     zone = ZoneInfo(site.timezone)
     start, end = midnight(day, zone), midnight(day + timedelta(days=days), zone)
-    covered = min(end, now - MARGIN)
+    covered = min(end, now)
     if covered <= start:
         return 0
     params = {"site": site.id, "segment": segment.id, "start": start, "covered": covered,
