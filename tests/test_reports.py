@@ -323,6 +323,20 @@ async def test_goals_conversion_rates(shop: Zeef, clock: Clock) -> None:
     wanted = ["visitors", "conversion_rate"]
     by_browser = await reports.breakdown(storage, signup, "visit:browser", wanted, goals)
     assert by_browser == [{"value": "Chrome", "visitors": 1, "conversion_rate": 100.0}]
+    # Plausible's names for a row's rate and a row's share of the visitors.
+    wanted = ["visitors", "group_conversion_rate", "percentage"]
+    by_browser = await reports.breakdown(storage, signup, "visit:browser", wanted, goals)
+    assert by_browser == [
+        {"value": "Chrome", "visitors": 1, "group_conversion_rate": 100.0, "percentage": 100.0}
+    ]
+    shares = await reports.breakdown(storage, query, "event:page", ["percentage"], goals)
+    assert shares == [{"value": "/", "percentage": 66.7}, {"value": "/pricing", "percentage": 66.7},
+                      {"value": "/blog/a", "percentage": 33.3}]  # fmt: skip
+    for per_row in ("percentage", "group_conversion_rate"):
+        with pytest.raises(reports.metric.MetricError, match="needs a dimension"):
+            await reports.aggregate(storage, signup, [per_row], goals)
+    with pytest.raises(reports.metric.MetricError, match="needs a goal filter"):
+        await reports.breakdown(storage, query, "visit:browser", ["group_conversion_rate"], goals)
     with pytest.raises(FilterError):
         await reports.aggregate(
             storage, query.with_filters(Filter("event:goal", "is", ("Nope",))), ["visitors"], goals
