@@ -326,6 +326,35 @@ async def test_filter_sets_asked_for_are_summed_as_segments(storage: Storage) ->
     assert await reports.breakdown(storage, again, "visit:browser", ["visits"]) == before
 
 
+async def test_a_segment_is_summed_newest_day_first_and_can_stop_between_days(
+    storage: Storage,
+) -> None:
+    from server.storage.sqlite_rollups import build_segments, connect, note_asked, segment_key
+
+    site = await add_site(storage, "shop.example", ZONE)
+    await write(storage, draw_hits(26, 200, FIRST, NOW - timedelta(hours=1)))
+    conn = connect(str(storage.path))  # type: ignore[attr-defined]
+    try:
+        key = segment_key(parse_v1("visit:country==NL"))
+        assert key is not None
+        note_asked(conn, [(site.id, key, int(datetime.now().timestamp()))])
+        days: list[int] = []
+
+        def after_three() -> bool:  # as a build's time budget runs out: asked once a day,
+            days.append(1)  # and once before the segment
+            return len(days) > 1 + 3
+
+        clock = int(datetime.now().timestamp())
+        assert build_segments(conn, site, int(NOW.timestamp()), clock, after_three) == 3
+        summed = [row[0] for row in conn.execute("SELECT day FROM rollup_days WHERE segment > 0")]
+        # The last 7 and 30 days of a new segment are what a dashboard asks first.
+        assert sorted(d for d in summed if d < "A") == ["2026-03-31", "2026-04-01", "2026-04-02"]
+        # The next build goes on where this one stopped: 11 days, today again, the week.
+        assert build_segments(conn, site, int(NOW.timestamp()), clock) == 11 + 1 + 1
+    finally:
+        conn.close()
+
+
 async def test_a_new_time_zone_is_read_raw_until_rebuilt(storage: Storage) -> None:
     site = await add_site(storage, "shop.example", ZONE)
     await write(storage, draw_hits(19, 300, FIRST, NOW - timedelta(hours=1)))

@@ -747,7 +747,10 @@ class SQLiteStorage:
         while True:
             done, _ = await asyncio.wait({future}, timeout=0.1)
             if done:
-                return future.result()
+                built, more = future.result()
+                if more:
+                    self._wanted.set()  # the next build starts at once
+                return int(built)
             if self._stopping.is_set() or (stop is not None and stop.is_set()):
                 self._build_stop.set()
 

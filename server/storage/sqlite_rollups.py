@@ -237,9 +237,12 @@ def builder_started(stop: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def build_all(path: str, sites: Sequence[Site], now: int, asked: dict[tuple[int, str], int]) -> int:
+def build_all(
+    path: str, sites: Sequence[Site], now: int, asked: dict[tuple[int, str], int]
+) -> tuple[int, bool]:
     """Record the segments reports asked for, then bring every site's rollups, and then its
-    segments', up to date, if no other process holds the lease. Returns the days built."""
+    segments', up to date, if no other process holds the lease. Returns the days built, and
+    whether segments were left for the next build (SEGMENT_BUDGET)."""
     conn = connect(path)
 
     def stopped() -> bool:
@@ -255,16 +258,20 @@ def build_all(path: str, sites: Sequence[Site], now: int, asked: dict[tuple[int,
         # One process builds at a time (`serve --workers N` starts N builders); a lease rather
         # than a lock, so a process killed mid-build holds it for minutes only.
         if not take_lease(conn, _wall()):
-            return 0
+            return 0, False
         try:
             built = 0
             for site in sites:
                 built += build(conn, site, now, stopped)
-            # Segments after every site's whole: a new one's first build is its days' worth,
-            # and the whole sites' sums must not wait behind it.
+            # Segments after every site's whole, within a budget (SEGMENT_BUDGET).
+            deadline = _wall() + SEGMENT_BUDGET
+
+            def spent() -> bool:
+                return stopped() or _wall() > deadline
+
             for site in sites:
-                built += build_segments(conn, site, now, _wall(), stopped)
-            return built
+                built += build_segments(conn, site, now, _wall(), spent)
+            return built, _wall() > deadline
         finally:
             release_lease(conn)
     finally:
@@ -325,12 +332,16 @@ def build(
     today = datetime.fromtimestamp(now, zone).date()
     if segment.id:
         day = max(day, today - timedelta(days=SEGMENT_DAYS - 1))
+    days = [day + timedelta(days=n) for n in range((today - day).days + 1)]
+    if segment.id:
+        days.reverse()  # newest first: the last 7 and 30 days answer soonest
     built = 0
-    while day <= today and not (stop and stop()):
+    for day in days:
+        if stop and stop():
+            break
         was = summed.get(day.isoformat())
         if was is None or was[0] != site.timezone or not _current(conn, site, day, was, segment):
             built += build_day(conn, site, day, now, segment=segment)
-        day += timedelta(days=1)
     built += _build_weeks(conn, site, now, stop, segment)
     _build_spans(conn, site, today, segment)
     return built
@@ -343,6 +354,10 @@ SEGMENT_DAYS = 400
 SEGMENTS = 20
 # A segment nobody asked for in this long is dropped, with its rows.
 SEGMENT_KEPT = 30 * 86400
+# Seconds of segments a build sums at most before it ends (and the next starts at once, the
+# sites' today first): a new segment's year on a big site is many minutes of summing, and the
+# sites' own sums must not wait that long.
+SEGMENT_BUDGET = 60
 
 ASKED = """
 INSERT INTO segments (site_id, filters, asked_at) VALUES (?, ?, ?)
@@ -366,7 +381,8 @@ def build_segments(
     stop: Callable[[], bool] | None = None,
 ) -> int:  # fmt: skip
     """Build the segments of a site asked for lately (`clock`: the wall time, which asks are
-    stamped with; `now`: the data's), and drop the others with their rows."""
+    stamped with; `now`: the data's), and drop the others with their rows. `stop` set ends
+    it between two days."""
     rows = conn.execute(
         "SELECT id, filters, asked_at FROM segments WHERE site_id = ? ORDER BY asked_at DESC",
         (site.id,),
