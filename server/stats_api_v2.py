@@ -28,7 +28,10 @@ from .reports.filters import (
     Condition,
     Filter,
     FilterError,
+    HasDone,
     dimension,
+    is_event_dimension,
+    leaves,
     negate,
 )
 from .reports.query import PERIODS, Query, QueryError
@@ -349,6 +352,13 @@ def _condition(entry: Any) -> Condition:
         if len(entry) != 2:
             raise BadRequest('filters: "not" takes one filter or group: ["not", [...]]')
         return negate(_condition(entry[1]))
+    if entry[0] in ("has_done", "has_not_done"):
+        if len(entry) != 2:
+            raise BadRequest(f'filters: "{entry[0]}" takes one filter: ["{entry[0]}", [...]]')
+        hit = _condition(entry[1])
+        if any(not is_event_dimension(f.dimension) for f in leaves(hit)):
+            raise BadRequest(f'filters: "{entry[0]}" takes filters on event dimensions only')
+        return HasDone(hit, negated=entry[0] == "has_not_done")
     return _simple(entry)
 
 

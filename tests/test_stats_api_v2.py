@@ -148,9 +148,16 @@ async def test_two_properties(shop: Zeef) -> None:
         ([["or", [["and", [["is", "visit:browser", ["Chrome"]],
                            ["is", "event:page", ["/pricing"]]]],
                   ["is", "visit:browser", ["Mobile Safari"]]]]], [2, 3]),
+        # The visits with a Signup in them, every pageview of theirs: A's / and /pricing.
+        ([["has_done", ["is", "event:name", ["Signup"]]]], [1, 2]),
+        # B's /pricing, C's / and /blog/a.
+        ([["has_not_done", ["is", "event:name", ["Signup"]]]], [2, 3]),
+        # A page filter beside it still keeps its own hits: A's /pricing.
+        ([["has_done", ["is", "event:name", ["Signup"]]], ["is", "event:page", ["/pricing"]]],
+         [1, 1]),
     ],
     ids=["is", "contains", "and", "not", "or-same-dimension", "matches", "or-across-dimensions",
-         "not-of-a-group", "or-of-and"],
+         "not-of-a-group", "or-of-and", "has-done", "has-not-done", "has-done-and-page"],
 )  # fmt: skip
 async def test_filters(shop: Zeef, filters: list[Any], expected: list[int]) -> None:
     key = await new_key(shop)
@@ -193,6 +200,8 @@ async def test_a_group_filters_every_report(shop: Zeef) -> None:
         ({"metrics": ["visitors"], "site_id": ""}, "site_id: required"),
         ({"metrics": ["visitors"], "filters": [["not", ["is", "visit:browser", ["Chrome"]],
                                                  ["is", "event:page", ["/"]]]]}, '"not" takes'),
+        ({"metrics": ["visitors"], "filters": [["has_done", ["is", "visit:browser", ["X"]]]]},
+         "event dimensions only"),
         ({"metrics": ["visitors"], "filters": [["matches", "event:page", ["^/a/\\d+$"]]]},
          "cannot match"),
         ({"metrics": ["visitors"], "order_by": [["visits", "desc"]]}, "order_by:"),
@@ -206,7 +215,8 @@ async def test_a_group_filters_every_report(shop: Zeef) -> None:
          "filters: no goal named 'Nope'"),
     ],
     ids=["metric", "date-range", "date-range-date", "three-dimensions", "dimension",
-         "site-id", "not-of-two", "regex", "order-by", "time-labels", "limit",
+         "site-id", "not-of-two", "has-done-on-a-visit", "regex", "order-by", "time-labels",
+         "limit",
          "unknown-field", "too-many-buckets", "goal-metric", "unknown-goal"],
 )  # fmt: skip
 async def test_bad_queries_get_a_400_naming_the_field(

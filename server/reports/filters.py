@@ -142,7 +142,16 @@ class AllOf:
     items: tuple[Condition, ...]
 
 
-Condition = Filter | AnyOf | AllOf
+@dataclass(frozen=True)
+class HasDone:
+    """Visits with (or, `negated`, without) a hit that passes `hit`: Plausible's has_done and
+    has_not_done. Unlike an event filter, it keeps all of those visits' hits."""
+
+    hit: Condition
+    negated: bool = False
+
+
+Condition = Filter | AnyOf | AllOf | HasDone
 
 NEGATED = {"is": "is_not", "contains": "contains_not", "matches": "matches_not"}
 NEGATED |= {v: k for k, v in NEGATED.items()}
@@ -153,6 +162,8 @@ def negate(condition: Condition) -> Condition:
     engine's rule for what `is_not` means on an event dimension holds at any depth."""
     if isinstance(condition, Filter):
         return Filter(condition.dimension, NEGATED[condition.op], condition.values)
+    if isinstance(condition, HasDone):
+        return HasDone(condition.hit, not condition.negated)
     flipped = tuple(negate(item) for item in condition.items)
     return AllOf(flipped) if isinstance(condition, AnyOf) else AnyOf(flipped)
 
@@ -160,7 +171,18 @@ def negate(condition: Condition) -> Condition:
 def leaves(condition: Condition) -> list[Filter]:
     if isinstance(condition, Filter):
         return [condition]
+    if isinstance(condition, HasDone):
+        return leaves(condition.hit)
     return [f for item in condition.items for f in leaves(item)]
+
+
+def on_visits(condition: Condition) -> bool:
+    """Whether a condition is decided by a visit alone (no hit of its own to pass)."""
+    if isinstance(condition, Filter):
+        return condition.dimension in VISIT_DIMENSIONS
+    if isinstance(condition, HasDone):
+        return True
+    return all(on_visits(item) for item in condition.items)
 
 
 def parse_v1(text: str) -> tuple[Filter, ...]:

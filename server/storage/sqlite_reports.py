@@ -24,7 +24,8 @@ from ..reports.filters import (
     Condition,
     Filter,
     FilterError,
-    leaves,
+    HasDone,
+    on_visits,
 )
 
 if TYPE_CHECKING:
@@ -172,7 +173,7 @@ class Plan:
         for f in query.filters:
             if isinstance(f, Filter) and f.dimension == drop:
                 continue
-            if all(leaf.dimension in VISIT_SQL for leaf in leaves(f)):
+            if on_visits(f):
                 plan.visit_where.append(plan.condition(f, on_hits=False))
             else:
                 # A group with an event filter in it holds of a hit and its visit together,
@@ -183,21 +184,32 @@ class Plan:
     def condition(self, c: Condition, on_hits: bool) -> str:
         """SQL for a filter or group: over a visit `v`, or over a hit `e` (whose visit's
         values are looked up in visits)."""
+        if isinstance(c, HasDone):
+            done = (
+                f"v.id {'NOT ' if c.negated else ''}IN (SELECT e.visit_id FROM events AS e"
+                " WHERE e.site_id = :site AND e.ts >= :start AND e.ts < :late"
+                " AND e.visit_id IS NOT NULL AND e.name != 'engagement'"
+                f" AND {self.condition(c.hit, on_hits=True)})"
+            )
+            return self._on_visit(done) if on_hits else done
         if not isinstance(c, Filter):
             joiner = " OR " if isinstance(c, AnyOf) else " AND "
             return "(" + joiner.join(self.condition(item, on_hits) for item in c.items) + ")"
         if c.dimension in VISIT_SQL:
             visit = _condition(self.sql, VISIT_SQL[c.dimension], c)
-            if not on_hits:
-                return visit
-            return (
-                "e.visit_id IN (SELECT v.id FROM visits AS v WHERE v.site_id = :site"
-                f" AND v.started >= :early AND v.started < :end AND {visit})"
-            )
+            return self._on_visit(visit) if on_hits else visit
         if c.dimension == GOAL:
             hit = _goal_condition(self.sql, self.goals, c.values)
             return f"NOT {hit}" if c.negated else hit
         return _condition(self.sql, self.event_column(c.dimension), c)
+
+    @staticmethod
+    def _on_visit(visit: str) -> str:
+        """A condition on a visit `v`, as one on a hit `e` of it."""
+        return (
+            "e.visit_id IN (SELECT v.id FROM visits AS v WHERE v.site_id = :site"
+            f" AND v.started >= :early AND v.started < :end AND {visit})"
+        )
 
     def event_column(self, name: str) -> str:
         if name.startswith(PROPS):
