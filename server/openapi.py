@@ -94,7 +94,8 @@ ROW = {"type": "object", "additionalProperties": {"oneOf": [VALUE, {"type": "str
 
 FILTER = {
     "type": "array",
-    "description": '[op, dimension, [values]], or ["and"|"or", [filters]], or ["not", filter]',
+    "description": '[op, dimension, [values]], or ["and"|"or", [filters]], or ["not", filter],'
+    ' or ["has_done"|"has_not_done", filter on event dimensions]',
     "minItems": 2,
     "maxItems": 4,
 }

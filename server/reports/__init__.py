@@ -40,26 +40,32 @@ __all__ = [
 
 
 async def totals(storage: Storage, query: Query) -> dict[str, Any]:
-    """The headline figures: visitors, visits, pageviews, events, and how visits went."""
+    """The headline figures: visitors, visits, pageviews, events, and how visits went. All
+    but returning visitors through the engine (rollups included), so `zeef stats` says what
+    the Stats API and the dashboard say at the same moment."""
+    figures = await aggregate(storage, query, TOTALS)
     row = await storage.site_totals(query)
-    bounce = row["bounce_rate"]
-    duration = row["visit_duration"]
-    depth = row["scroll_depth"]
+    visited = figures["visits"] > 0
     return {
         "site": query.site.domain,
         "period": query.period,
         "from": query.start.date().isoformat(),
         "to": (query.end - timedelta(days=1)).date().isoformat(),
-        "visitors": int(row["visitors"] or 0),
-        "visits": int(row["visits"] or 0),
-        "pageviews": int(row["pageviews"] or 0),
-        "events": int(row["events"] or 0),
+        "visitors": figures["visitors"],
+        "visits": figures["visits"],
+        "pageviews": figures["pageviews"],
+        # Custom events only, as this key always counted (the engine's count pageviews too).
+        "events": figures["events"] - figures["pageviews"],
         # Only visitors who accepted analytics can be recognised on another day.
         "returning_visitors": int(row["returning_visitors"] or 0),
-        "bounce_rate": round(bounce * 100) if bounce is not None else None,
-        "visit_duration": round(duration) if duration is not None else None,
-        "scroll_depth": round(depth) if depth is not None else None,
+        "bounce_rate": figures["bounce_rate"] if visited else None,
+        "visit_duration": figures["visit_duration"] if visited else None,
+        "scroll_depth": figures["scroll_depth"],
     }
+
+
+TOTALS = ("visitors", "visits", "pageviews", "events", "bounce_rate", "visit_duration",
+          "scroll_depth")  # fmt: skip
 
 
 async def drops(storage: Storage, query: Query) -> dict[str, int]:
