@@ -154,6 +154,9 @@ async def answers(storage: Storage, site: Site) -> dict[str, Any]:
         for by in (*HIT_DIMENSIONS, "event:props:plan", "event:props:coupon"):
             metrics = TOTALS[:-1] if by == "event:page" else HIT_TOTALS
             out[f"{n} {by}"] = await reports.breakdown(storage, query, by, metrics)
+        # An event goal and a page are rollup rows; a wildcard page goal reads raw rows.
+        goals = ["visitors", "events", "conversion_rate"]
+        out[f"{n} goals"] = await reports.breakdown(storage, query, "event:goal", goals, GOALS)
         # Narrowed to one value of a visit dimension: totals and series from that value's rows.
         for condition in (*FILTERS, *SEGMENTS, LIVE):
             narrowed = query.with_filters(*parse_v1(condition))
@@ -181,8 +184,7 @@ SEGMENTS = ("visit:country==NL|DE", "visit:device!=Mobile",
             "visit:source==Google;visit:city~dam", "event:page==/pricing",
             "event:name==Signup;visit:device!=Mobile",
             "event:page~blog;event:props:plan!=b")  # fmt: skip
-# What rollups cannot answer (goals are defined apart, and may change): read raw, always
-# current.
+# A goal filter: a segment keyed by what the goal is (a custom event's name here).
 LIVE = "event:goal==Signs up"
 
 
@@ -195,7 +197,8 @@ class Goal:
     currency: str | None = None
 
 
-GOALS = (Goal("Signs up", "event", "Signup"),)
+GOALS = (Goal("Signs up", "event", "Signup"), Goal("Pricing", "page", None, "/pricing"),
+         Goal("Blog", "page", None, "/blog*"))  # fmt: skip
 
 
 def differences(raw: dict[str, Any], rolled: dict[str, Any]) -> list[str]:
@@ -211,9 +214,12 @@ async def test_rollups_answer_what_raw_rows_answer(storage: Storage) -> None:
 
     built = await storage.build_rollups(int(NOW.timestamp()))
     # 20 March to 2 April (today's part up to MARGIN ago), and the week of 23 to 29 March,
-    # the only one whose seven days are all summed and final; the same for each segment (one
-    # more than SEGMENTS: a page filter other than `is`, on the entry page, for bounce rates).
-    assert built == (14 + 1) * (1 + len(SEGMENTS) + 1)
+    # the only one whose seven days are all summed and final; the same for each segment: the
+    # SEGMENTS, a page filter other than `is` on the entry page (for bounce rates), the goal
+    # filter and the wildcard page goal.
+    segments = await _rows(storage, "SELECT filters FROM segments")
+    assert len(segments) == len(SEGMENTS) + 1 + 2
+    assert built == (14 + 1) * (1 + len(segments))
     assert not differences(raw, await answers(storage, site))
 
     # A visit after the build, a small share of those summed (BEHIND), shows at the next one:
@@ -222,7 +228,7 @@ async def test_rollups_answer_what_raw_rows_answer(storage: Storage) -> None:
     later = draw_hits(17, 1, NOW - timedelta(seconds=MARGIN - 10), NOW, 1000)
     await write(storage, [e for e in later if e.ts < NOW.timestamp()])  # none from the future
     lagging = await answers(storage, site)
-    live = [key for key in raw if LIVE in key]
+    live = [key for key in raw if LIVE in key or key.endswith(" goals")]  # a wildcard: raw
     assert not differences({k: v for k, v in raw.items() if k not in live}, lagging)
     assert await differences_from_raw_rows(storage, site)
     await storage.build_rollups(int(NOW.timestamp()))
@@ -261,6 +267,15 @@ async def test_reports_read_the_rollups(storage: Storage) -> None:
     assert after["visits"] == before["visits"] + (1 + 7) * 1000
     series = await reports.timeseries(storage, query, ["visits"])
     assert sum(day["visits"] for day in series) == before["visits"] + 14 * 1000
+    # A goal that is a custom event's name reads that name's rows.
+    signup = await reports.breakdown(storage, query, "event:goal", ["visitors"], GOALS[:1])
+    await _execute(
+        storage,
+        "UPDATE rollups SET visitors = visitors + 1000"
+        " WHERE dimension = 'event:name' AND value = 'Signup'",
+    )
+    more = await reports.breakdown(storage, query, "event:goal", ["visitors"], GOALS[:1])
+    assert more[0]["visitors"] == signup[0]["visitors"] + (1 + 7) * 1000
     # The last 7 and 30 days are each one row a value, summed at the build.
     for days in (7, 30):
         span = Query.for_period(site, f"{days}d", NOW)
@@ -333,6 +348,9 @@ async def test_a_segment_is_summed_newest_day_first_and_can_stop_between_days(
 
     site = await add_site(storage, "shop.example", ZONE)
     await write(storage, draw_hits(26, 200, FIRST, NOW - timedelta(hours=1)))
+    await storage.build_rollups(int(NOW.timestamp()))
+    dutch = queries(site)[0].with_filters(*parse_v1("visit:country==NL"))
+    raw = await reports.breakdown(storage, dutch, "visit:browser", ["visitors", "pageviews"])
     conn = connect(str(storage.path))  # type: ignore[attr-defined]
     try:
         key = segment_key(parse_v1("visit:country==NL"))
@@ -349,8 +367,18 @@ async def test_a_segment_is_summed_newest_day_first_and_can_stop_between_days(
         summed = [row[0] for row in conn.execute("SELECT day FROM rollup_days WHERE segment > 0")]
         # The last 7 and 30 days of a new segment are what a dashboard asks first.
         assert sorted(d for d in summed if d < "A") == ["2026-03-31", "2026-04-01", "2026-04-02"]
+        # A segment that has not reached the site's first day does not answer for it.
+        assert (
+            await reports.breakdown(storage, dutch, "visit:browser", ["visitors", "pageviews"])
+            == raw
+        )
         # The next build goes on where this one stopped: 11 days, today again, the week.
         assert build_segments(conn, site, int(NOW.timestamp()), clock) == 11 + 1 + 1
+        await _execute(storage, "UPDATE rollups SET pageviews = pageviews + 1 WHERE segment > 0")
+        assert (
+            await reports.breakdown(storage, dutch, "visit:browser", ["visitors", "pageviews"])
+            != raw
+        )
     finally:
         conn.close()
 
@@ -363,7 +391,7 @@ async def test_a_new_time_zone_is_read_raw_until_rebuilt(storage: Storage) -> No
     moved = (await storage.sites())[0]
     raw = await answers(storage, moved)
     assert not differences(raw, await answers(storage, moved))
-    assert await storage.build_rollups(int(NOW.timestamp())) == (14 + 1) * (1 + len(SEGMENTS) + 1)
+    assert await storage.build_rollups(int(NOW.timestamp())) == (14 + 1) * (1 + len(SEGMENTS) + 3)
     days = await _rows(storage, "SELECT DISTINCT timezone FROM rollup_days")
     assert days == [{"timezone": "Asia/Kathmandu"}]
     assert not differences(raw, await answers(storage, moved))

@@ -644,7 +644,7 @@ class SQLiteStorage:
 
     async def report_totals(self, query: Query, goals: Sequence[GoalLike]) -> dict[str, Any]:
         async with self._read() as conn:
-            part = await self._split(conn, query, narrowed=True)
+            part = await self._split(conn, query, goals, narrowed=True)
             if part is not None:
                 return await rolled_sql.aggregate(conn, query, part)
             return await reports_sql.aggregate(conn, query, goals)
@@ -658,7 +658,7 @@ class SQLiteStorage:
         start = reports_sql.day_start_sql(query, "v.started") if query.bucket == "day" else None
         async with self._read() as conn:
             if query.bucket in ("day", "week", "month"):
-                part = await self._split(conn, query, narrowed=True)
+                part = await self._split(conn, query, goals, narrowed=True)
                 if part is not None:
                     return await rolled_sql.series(conn, query, part, query.bucket)
             return await reports_sql.grouped(conn, query, goals, visits, hits, start)
@@ -668,7 +668,7 @@ class SQLiteStorage:
     ) -> list[dict[str, Any]]:
         column = reports_sql.VISIT_SQL[dimension]
         async with self._read() as conn:
-            part = await self._split(conn, query)
+            part = await self._split(conn, query, goals)
             if part is not None:
                 return await rolled_sql.by_visit(conn, query, part, dimension)
             return await reports_sql.grouped(conn, query, goals, column, column, None)
@@ -678,7 +678,7 @@ class SQLiteStorage:
     ) -> list[dict[str, Any]]:
         async with self._read() as conn:
             if rollups_sql.by_hit(dimension):
-                part = await self._split(conn, query)
+                part = await self._split(conn, query, goals)
                 if part is not None:
                     return await rolled_sql.by_hit(conn, query, part, dimension)
             return await reports_sql.hits_by(conn, query, goals, dimension)
@@ -702,18 +702,24 @@ class SQLiteStorage:
             entries = tuple(Filter("visit:entry_page", f.op, f.values) for f in entered)
             rest = replace(query, filters=others + entries)
         async with self._read() as conn:
-            part = await self._split(conn, rest)
+            part = await self._split(conn, rest, goals)
             if part is not None:
                 rows = await rolled_sql.by_visit(conn, rest, part, "visit:entry_page", rolled)
                 return {row["value"]: row for row in rows}
             return await reports_sql.entry_bounces(conn, query, goals, pages)
 
     async def _split(
-        self, conn: aiosqlite.Connection, query: Query, narrowed: bool = False
+        self,
+        conn: aiosqlite.Connection,
+        query: Query,
+        goals: Sequence[GoalLike],
+        narrowed: bool = False,
     ) -> rolled_sql.Split | None:
         """What of a query rollups answer (sqlite_rollup_reports.split); a filter set not
         summed yet, or sums a minute behind, wake the builder (rollups_wanted)."""
-        return await rolled_sql.split(conn, query, narrowed, ask=self._ask, behind=self._wanted.set)
+        return await rolled_sql.split(
+            conn, query, narrowed, ask=self._ask, behind=self._wanted.set, goals=goals
+        )
 
     def _ask(self, site_id: int, key: str, summed: bool) -> None:
         self._asked[(site_id, key)] = int(time.time())
@@ -763,8 +769,35 @@ class SQLiteStorage:
     async def report_goals(
         self, query: Query, goals: Sequence[GoalLike], names: Sequence[str] | None
     ) -> list[dict[str, Any]]:
+        wanted = [g for g in goals if names is None or g.display_name in names]
+        rolled = {g.display_name: rolled_sql.goal_row(g) for g in wanted}
         async with self._read() as conn:
-            return await reports_sql.goal_rows(conn, query, goals, names)
+            part = await self._split(conn, query, goals) if any(rolled.values()) else None
+            rows: dict[str, dict[str, Any]] = {}
+            for goal in wanted:
+                found, within = rolled[goal.display_name], query
+                if found is None and not goal.currency:
+                    # A wildcard page goal: the hits its segment keeps (rollup_reports.EVERY).
+                    within = query.with_filters(Filter("event:goal", "is", (goal.display_name,)))
+                    found = rolled_sql.EVERY
+                    where = await self._split(conn, within, goals)
+                elif found is not None:
+                    where = part
+                else:
+                    continue  # revenue is not summed: raw rows
+                if where is not None:
+                    dimension, value = found
+                    sums = await rolled_sql.hit_values(conn, within, where, dimension, [value])
+                    row = sums.get(value, {})
+                    rows[goal.display_name] = {
+                        "visitors": row.get("visitors") or 0, "events": row.get("events") or 0,
+                        "revenue": None, "paid": 0, "value": goal.display_name, "currency": None,
+                    }  # fmt: skip
+            left = [g.display_name for g in wanted if g.display_name not in rows]
+            if left:
+                for row in await reports_sql.goal_rows(conn, query, goals, left):
+                    rows[row["value"]] = row
+        return [rows[g.display_name] for g in wanted]
 
     async def realtime_visitors(self, site_id: int, since: int) -> int:
         async with self._read() as conn:

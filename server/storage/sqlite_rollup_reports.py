@@ -16,6 +16,7 @@ from .sqlite_reports import VISIT_SQL, fetch
 from .sqlite_rollups import (
     COUNTS,
     EVERY_HIT,
+    NO_VALUE,
     NONE,
     PROPS,
     TOTAL,
@@ -28,6 +29,7 @@ from .sqlite_rollups import (
 )
 
 if TYPE_CHECKING:
+    from ..reports.filters import GoalLike
     from ..reports.query import Query
 
 # How far behind the newest hit the sums may be and still answer: three builds at the default
@@ -79,8 +81,8 @@ def _narrowed_to(query: Query) -> tuple[str, Any] | None:
 # period's days and weeks, the site's first and last summed day, and its newest hit.
 SUMMED = """
 SELECT day, timezone, start, covered, end,
-       (SELECT MIN(day) FROM rollup_days WHERE site_id = :site AND segment = :segment)
-           AS earliest,
+       -- The site's first day: a segment summed newest day first may not have reached it.
+       (SELECT MIN(day) FROM rollup_days WHERE site_id = :site AND segment = 0) AS earliest,
        (SELECT MAX(day) FROM rollup_days
         WHERE site_id = :site AND segment = :segment AND day < 'A') AS latest,
        (SELECT ts FROM events WHERE site_id = :site ORDER BY ts DESC LIMIT 1) AS newest
@@ -97,6 +99,7 @@ async def split(
     narrowed: bool = False,
     ask: Callable[[int, str, bool], None] | None = None,
     behind: Callable[[], None] | None = None,
+    goals: Sequence[GoalLike] = (),
 ) -> Split | None:
     """The rolled-up part of a query, or None when rollups cannot answer it: unfiltered,
     with `narrowed` (totals and time series) filtered to one value of a visit dimension, or
@@ -108,7 +111,7 @@ async def split(
     narrow = _narrowed_to(query)
     segment, by_hits = 0, False
     if narrow is None or (narrow[0] != TOTAL and not narrowed):
-        key = segment_key(query.filters)
+        key = segment_key(query.filters, goals)
         if key is None:
             return None
         found = await fetch(
@@ -386,6 +389,33 @@ async def by_visit(
     # Under event filters a value's hits may come from visits that started before the
     # period, which a raw query leaves out with the value (sqlite_reports.grouped).
     return [row for row in rows if row["visits"]] if part.by_hits else rows
+
+
+# Every hit a segment keeps, as one value: a goal segment's visitors and events.
+EVERY = (EVERY_HIT, NO_VALUE)
+
+
+def goal_row(goal: GoalLike) -> tuple[str, str] | None:
+    """The rollup row that holds a goal's visitors and events (dimension, value): a custom
+    event's name, or a page without wildcards; None for the others (a wildcard spans pages,
+    whose visitors do not add up; revenue is not summed), which read raw rows."""
+    if goal.currency:
+        return None
+    if goal.kind == "event" and goal.event_name:
+        return "event:name", goal.event_name
+    if goal.kind == "page" and goal.page_path and "*" not in goal.page_path:
+        return "event:page", goal.page_path
+    return None
+
+
+async def hit_values(
+    conn: Any, query: Query, part: Split, dimension: str, values: Sequence[Any]
+) -> dict[Any, dict[str, Any]]:
+    """Hit metrics of some values of an event dimension (not a property)."""
+    params = {**_params(query, part, dimension), "values": json.dumps(list(values))}
+    extra = "AND value IN (SELECT value FROM json_each(:values))"
+    rows = await _rows(conn, _net(HIT_COUNTS, extra=extra, span=_spanned(part, dimension)), params)
+    return {row["value"]: row for row in rows}
 
 
 async def by_hit(conn: Any, query: Query, part: Split, dimension: str) -> list[dict[str, Any]]:

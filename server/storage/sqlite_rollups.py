@@ -23,11 +23,13 @@ from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from ..reports.filters import Condition, Filter
+from ..goals import page_pattern_glob
+from ..reports.filters import GOAL, Condition, Filter
 from .sqlite_reports import EVENT_SQL, FUNCTIONS, VISIT_SQL, Sql, _condition, _props_column
 
 if TYPE_CHECKING:
     from ..events import Site
+    from ..reports.filters import GoalLike
 
 # What a day's sums hold: raised when a Zeef sums more (or differently), so days summed
 # before are summed again, and read raw until they are.
@@ -149,6 +151,8 @@ class Segment:
         for f in self.filters:
             if f.dimension in VISIT_SQL:
                 visits += " AND " + _condition(sql, VISIT_SQL[f.dimension], f)
+            elif f.dimension == GOAL:
+                hits += " AND " + _goal_sql(sql, f)
             else:
                 hits += " AND " + _condition(sql, _hit_column(sql, f.dimension), f)
         return visits, hits, sql.params
@@ -191,19 +195,48 @@ def _hit_column(sql: Sql, dimension: str) -> str:
 WHOLE = Segment()
 
 
-def segment_key(filters: Sequence[Condition]) -> str | None:
+def segment_key(filters: Sequence[Condition], goals: Sequence[GoalLike] = ()) -> str | None:
     """A filter set as segments.filters stores it (the same set in any order, one key), or
-    None when it cannot be one: a goal filter (goals are defined apart, and may change), or
-    a group (`or` across dimensions: read raw)."""
+    None when it cannot be one: a group (`or` across dimensions) or behavioural filter, which
+    read raw. A goal filter is keyed by what its goals are (`page:/thanks*`, `event:Signup`),
+    not by their names: a goal removed and added again otherwise is another segment."""
     simple = [f for f in filters if isinstance(f, Filter)]
     if not filters or len(simple) < len(filters):
         return None
-    if not all(
-        f.dimension in VISIT_SQL or f.dimension in EVENT_SQL or f.dimension.startswith(PROPS)
-        for f in simple
-    ):
-        return None
-    return json.dumps(sorted([f.dimension, f.op, sorted(f.values)] for f in simple))
+    by_name = {g.display_name: g for g in goals}
+    key = []
+    for f in simple:
+        values = list(f.values)
+        if f.dimension == GOAL:
+            found = [by_name.get(v) for v in values]
+            if f.op not in ("is", "is_not") or None in found:
+                return None
+            values = [_goal_value(g) for g in found if g is not None]
+        elif not (
+            f.dimension in VISIT_SQL or f.dimension in EVENT_SQL or f.dimension.startswith(PROPS)
+        ):
+            return None
+        key.append([f.dimension, f.op, sorted(values)])
+    return json.dumps(sorted(key))
+
+
+def _goal_value(goal: GoalLike) -> str:
+    return f"event:{goal.event_name}" if goal.kind == "event" else f"page:{goal.page_path}"
+
+
+def _goal_sql(sql: Sql, f: Filter) -> str:
+    """A goal filter keyed by what its goals are (segment_key), as a condition on a hit `e`,
+    as sqlite_reports._one_goal writes it for a goal."""
+    parts = []
+    for value in f.values:
+        kind, target = value.split(":", 1)
+        if kind == "event":
+            parts.append(f"e.name = {sql.bind(target)}")
+        else:
+            glob = sql.bind(page_pattern_glob(target))
+            parts.append(f"(e.name = 'pageview' AND e.path GLOB {glob})")
+    hit = "(" + " OR ".join(parts) + ")"
+    return f"NOT {hit}" if f.negated else hit
 
 
 def segment_of(segment_id: int, key: str) -> Segment:
