@@ -14,7 +14,7 @@ UNFILTERED = {
     "breakdown:visit:referrer", "breakdown:visit:utm_source", "breakdown:visit:country",
     "breakdown:visit:region", "breakdown:visit:city", "breakdown:visit:browser",
     "breakdown:visit:os", "breakdown:visit:device", "breakdown:event:name",
-    "breakdown:event:props:plan",
+    "breakdown:event:props:plan", "breakdown:event:goal",
 }  # fmt: skip
 FILTERED = {
     "aggregate:country==NL", "breakdown:event:page:country==NL", "aggregate:page==/pricing"
