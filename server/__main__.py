@@ -9,7 +9,17 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 
-from . import apikeys_cli, consent_cli, goals_cli, keys, reports, sites, stats_cli
+from . import (
+    apikeys_cli,
+    consent_cli,
+    customers,
+    customers_cli,
+    goals_cli,
+    keys,
+    reports,
+    sites,
+    stats_cli,
+)
 from .config import ConfigError, Settings, load_settings
 from .events import DropReason
 from .storage import NoDatabase, SiteExists, Storage, open_storage
@@ -46,20 +56,22 @@ def _parser() -> argparse.ArgumentParser:
     add = site.add_parser("add", help="register a site")
     add.add_argument("domain")
     add.add_argument("--timezone", default="UTC", help="IANA name, e.g. Europe/Amsterdam")
+    add.add_argument("--customer", help="the customer that owns it (needed once there are any)")
     add.set_defaults(run=_with_storage(_site_add, create=True))
     change = site.add_parser("set", help="change a site's settings")
     change.add_argument("domain")
     change.add_argument(
         "--dnt",
         choices=["honour", "ignore"],
-        required=True,
         help="honour Do Not Track and Global Privacy Control (the default), or count anyway",
     )
+    change.add_argument("--customer", help="move the site to this customer")
     change.set_defaults(run=_with_storage(_site_set))
     listing = site.add_parser("list", help="list sites")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(run=_with_storage(_site_list))
 
+    customers_cli.add_commands(commands, _with_storage)
     consent_cli.add_commands(commands, _with_storage)
     apikeys_cli.add_commands(commands, _with_storage)
     goals_cli.add_commands(commands, _with_storage)
@@ -140,7 +152,7 @@ def _with_storage(
                 file=sys.stderr,
             )
             return 1
-        except sites.UnknownSite as exc:
+        except (sites.UnknownSite, customers.UnknownCustomer) as exc:
             print(f"zeef: {exc}", file=sys.stderr)
             return 1
         except ValueError as exc:
@@ -151,33 +163,62 @@ def _with_storage(
 
 
 async def _site_add(storage: Storage, args: argparse.Namespace) -> int:
+    owner = None
+    if args.customer is not None:
+        owner = await customers.get_customer(storage, args.customer)
+    elif await storage.customers():
+        # Once there are customers, a site without one would be readable by none of them
+        # and by every operator script alike: say whose it is.
+        print(
+            "zeef: this install has customers; say which one owns the site with "
+            "--customer NAME (`zeef customer list` shows them)",
+            file=sys.stderr,
+        )
+        return 2
     try:
         site = await sites.add_site(storage, args.domain, args.timezone)
     except SiteExists as exc:
         print(f"zeef: site {exc} is already registered", file=sys.stderr)
         return 1
-    print(f"added {site.domain} (time zone {site.timezone})")
+    if owner is not None:
+        await storage.set_site_customer(site.id, owner["id"])
+    owned = f", customer {owner['name']}" if owner is not None else ""
+    print(f"added {site.domain} (time zone {site.timezone}{owned})")
     return 0
 
 
 async def _site_set(storage: Storage, args: argparse.Namespace) -> int:
+    if args.dnt is None and args.customer is None:
+        print("zeef: site set: give --dnt honour|ignore or --customer NAME", file=sys.stderr)
+        return 2
     site = await sites.get_site(storage, args.domain)
-    await storage.set_honour_dnt(site.id, args.dnt == "honour")
-    print(f"{site.domain}: Do Not Track and Global Privacy Control are {args.dnt}d")
+    owner = None
+    if args.customer is not None:
+        owner = await customers.get_customer(storage, args.customer)
+    if args.dnt is not None:
+        await storage.set_honour_dnt(site.id, args.dnt == "honour")
+        print(f"{site.domain}: Do Not Track and Global Privacy Control are {args.dnt}d")
+    if owner is not None:
+        await storage.set_site_customer(site.id, owner["id"])
+        print(f"{site.domain}: now belongs to customer {owner['name']}")
     return 0
 
 
 async def _site_list(storage: Storage, args: argparse.Namespace) -> int:
     rows = await storage.sites()
+    owners = await storage.site_customers()
     if args.json:
         listing = [
-            {"domain": s.domain, "timezone": s.timezone, "honour_dnt": s.honour_dnt} for s in rows
-        ]
+            {"domain": s.domain, "timezone": s.timezone, "honour_dnt": s.honour_dnt,
+             "customer": owners.get(s.id)}
+            for s in rows
+        ]  # fmt: skip
         print(json.dumps(listing))
         return 0
     for site in rows:
         dnt = "honours DNT/GPC" if site.honour_dnt else "ignores DNT/GPC"
-        print(f"{site.domain}\t{site.timezone}\t{dnt}")
+        owner = owners.get(site.id)
+        print(f"{site.domain}\t{site.timezone}\t{dnt}" + (f"\t{owner}" if owner else ""))
     return 0
 
 

@@ -31,7 +31,12 @@ def test_site_add_list_and_empty_stats(tmp_path: Path) -> None:
     assert zeef(tmp_path, "site", "add", "ok.example", "--timezone", "Mars/Olympus").returncode == 2
     listing = zeef(tmp_path, "site", "list", "--json")
     assert json.loads(listing.stdout) == [
-        {"domain": "example.com", "timezone": "Europe/Amsterdam", "honour_dnt": True}
+        {
+            "domain": "example.com",
+            "timezone": "Europe/Amsterdam",
+            "honour_dnt": True,
+            "customer": None,
+        }
     ]
     assert zeef(tmp_path, "site", "set", "example.com", "--dnt", "ignore").returncode == 0
     assert json.loads(zeef(tmp_path, "site", "list", "--json").stdout)[0]["honour_dnt"] is False

@@ -29,6 +29,10 @@ class SiteExists(ValueError):
     """A site with that domain is already registered."""
 
 
+class CustomerExists(ValueError):
+    """A customer with that name (in any case) exists already."""
+
+
 class GoalExists(ValueError):
     """The site has a goal of that name already, or one for the same event or page."""
 
@@ -79,6 +83,20 @@ class MetadataStore(Protocol):
         ...
 
     async def set_honour_dnt(self, site_id: int, honour: bool) -> None: ...
+
+    async def add_customer(self, name: str, created_at: int) -> int:
+        """Store a customer; its id. CustomerExists if the name (in any case) is taken."""
+        ...
+
+    async def customers(self) -> list[dict[str, Any]]:
+        """Every customer: id, name, created_at and how many sites it owns, by name."""
+        ...
+
+    async def set_site_customer(self, site_id: int, customer_id: int | None) -> None: ...
+
+    async def site_customers(self) -> dict[int, str]:
+        """The owning customer's name of each site that has one, by site id."""
+        ...
 
     async def consent_config(self, site_id: int) -> str | None:
         """The site's consent config as JSON, or None when never configured."""

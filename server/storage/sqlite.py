@@ -29,7 +29,7 @@ from ..events import ConsentRecord, Event, Site
 from ..goals import Goal
 from ..reports.filters import Filter
 from ..visits import VISIT_GAP, Visit
-from . import DropCounts, GoalExists, SiteExists
+from . import CustomerExists, DropCounts, GoalExists, SiteExists
 from . import sqlite_reports as reports_sql
 from . import sqlite_rollup_reports as rolled_sql
 from . import sqlite_rollups as rollups_sql
@@ -228,6 +228,12 @@ WHERE site_id = :site_id AND started >= :start AND started < :end
 """
 
 
+CUSTOMERS = """
+SELECT c.id, c.name, c.created_at, COUNT(s.id) AS sites
+FROM customers AS c LEFT JOIN sites AS s ON s.customer_id = c.id
+GROUP BY c.id ORDER BY c.name COLLATE NOCASE
+"""
+
 INSERT_API_KEY = """
 INSERT INTO api_keys (owner, label, prefix, key_hash, created_at)
 VALUES (:owner, :label, :prefix, :key_hash, :created_at)
@@ -393,6 +399,33 @@ class SQLiteStorage:
             return cursor.lastrowid
 
         return Site(await self.writer.run(job), domain, timezone, created_at)
+
+    async def add_customer(self, name: str, created_at: int) -> int:
+        async def job(conn: aiosqlite.Connection) -> int:
+            try:
+                cursor = await conn.execute(
+                    "INSERT INTO customers (name, created_at) VALUES (?, ?)", (name, created_at)
+                )
+            except sqlite3.IntegrityError:
+                raise CustomerExists(name) from None
+            return int(cursor.lastrowid or 0)
+
+        return await self.writer.run(job)
+
+    async def customers(self) -> list[dict[str, Any]]:
+        return await self._rows(CUSTOMERS, {})
+
+    async def set_site_customer(self, site_id: int, customer_id: int | None) -> None:
+        await self._execute(
+            "UPDATE sites SET customer_id = :customer WHERE id = :site",
+            {"customer": customer_id, "site": site_id},
+        )
+
+    async def site_customers(self) -> dict[int, str]:
+        rows = await self._rows(
+            "SELECT s.id, c.name FROM sites AS s JOIN customers AS c ON c.id = s.customer_id", {}
+        )
+        return {row["id"]: row["name"] for row in rows}
 
     async def sites(self) -> list[Site]:
         async with self._read() as conn, conn.execute(SITES) as cursor:

@@ -1,0 +1,45 @@
+"""Customers: the controllers whose sites Zeef measures for the operator. A site belongs to
+one; once an install has customers, every new site must name its owner."""
+
+from __future__ import annotations
+
+import time
+import unicodedata
+from typing import Any
+
+from .storage import Storage
+
+MAX_NAME = 100
+
+
+class UnknownCustomer(LookupError):
+    def __str__(self) -> str:
+        return f"no customer {self.args[0]!r}; add it with `zeef customer add NAME`"
+
+
+def normalise_name(name: str) -> str:
+    """A customer's name as stored: trimmed, NFC, printable, 1 to MAX_NAME characters."""
+    cleaned = unicodedata.normalize("NFC", name.strip())
+    if not cleaned:
+        raise ValueError("a customer needs a name")
+    if len(cleaned) > MAX_NAME:
+        raise ValueError(f"a customer's name is at most {MAX_NAME} characters")
+    if any(unicodedata.category(c).startswith("C") for c in cleaned):
+        raise ValueError("a customer's name cannot hold control characters")
+    return cleaned
+
+
+async def add_customer(storage: Storage, name: str) -> dict[str, Any]:
+    cleaned = normalise_name(name)
+    created = int(time.time())
+    customer_id = await storage.add_customer(cleaned, created)
+    return {"id": customer_id, "name": cleaned, "created_at": created, "sites": 0}
+
+
+async def get_customer(storage: Storage, name: str) -> dict[str, Any]:
+    """The customer of that name (in any case); UnknownCustomer when there is none."""
+    wanted = normalise_name(name).casefold()
+    for customer in await storage.customers():
+        if customer["name"].casefold() == wanted:
+            return customer
+    raise UnknownCustomer(name)
