@@ -41,8 +41,8 @@ class Settings:
     log_level: str = "info"
     # Stats API requests a key may make in an hour, as Plausible's default.
     api_rate_limit: int = 600
-    # Seconds between rollup builds: today's figures are as of the last build, at most this
-    # plus five minutes (and the build's own time) behind (storage/sqlite_rollups.py).
+    # Seconds between rollup builds (sooner while someone reads reports a minute behind, or
+    # asks for a new filter set): see docs/metrics.md, "How current".
     rollup_interval: int = 300
 
 

@@ -490,7 +490,7 @@ async def test_the_server_keeps_rollups_current_by_itself(settings: Any, clock: 
                 if len(days) == 2:
                     break
                 await asyncio.sleep(0.05)
-            # Yesterday whole; today up to five minutes before the build.
+            # Yesterday whole; today up to the build.
             assert sorted(d["day"] for d in days) == ["2026-03-13", "2026-03-14"]
             assert await reports.aggregate(storage, query, ["visitors", "pageviews"]) == raw
             totals = "SELECT visitors FROM rollups WHERE dimension = '' AND day < 'A' ORDER BY day"

@@ -18,7 +18,7 @@ class RollupBuilder:
     def __init__(self, storage: Storage, every: float, clock: Callable[[], datetime]) -> None:
         self.storage, self.every, self.clock = storage, every, clock
         self._task: asyncio.Task[None] | None = None
-        self._stop = threading.Event()  # read by the build's thread, between two days
+        self._stop = threading.Event()  # passed to build_rollups: ends a build between days
         self._wake = asyncio.Event()
 
     def start(self) -> None:
@@ -52,7 +52,7 @@ class RollupBuilder:
                 asyncio.ensure_future(self.storage.rollups_wanted()),
             }
             _, pending = await asyncio.wait(
-                waits, timeout=self.every, return_when="FIRST_COMPLETED"
+                waits, timeout=self.every, return_when=asyncio.FIRST_COMPLETED
             )
             for task in pending:
                 task.cancel()

@@ -269,7 +269,7 @@ class SQLiteStorage:
         self._idle: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
         # Data time of the last sweep that closed visits (CLOSE_EVERY).
         self._closed_at = 0
-        # Set by close(): a rollup build on its thread stops after the day it is summing.
+        # Set by close(): a rollup build under way stops after the day it is summing.
         self._stopping = threading.Event()
         # Filter sets reports asked for since the last build, (site, segment key): when. The
         # build records them (segments), and sums those asked for lately.

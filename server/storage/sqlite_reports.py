@@ -63,7 +63,7 @@ VISIT_SQL = {
 }
 EVENT_SQL = {"event:page": "e.path", "event:hostname": "e.hostname", "event:name": "e.name"}
 
-# Rates as sums over counts, in the order rollups compute them (sqlite_rollups._figures), so
+# Rates as sums over counts, in the order rollups compute them (sqlite_rollup_reports._metrics), so
 # both give the same float and round the same way: AVG gave 57.49999 where 23 of 40 is 57.5.
 VISIT_METRICS = """
     COUNT(DISTINCT v.visitor_id) AS visitors,
@@ -185,12 +185,7 @@ class Plan:
         """SQL for a filter or group: over a visit `v`, or over a hit `e` (whose visit's
         values are looked up in visits)."""
         if isinstance(c, HasDone):
-            done = (
-                f"v.id {'NOT ' if c.negated else ''}IN (SELECT e.visit_id FROM events AS e"
-                " WHERE e.site_id = :site AND e.ts >= :start AND e.ts < :late"
-                " AND e.visit_id IS NOT NULL AND e.name != 'engagement'"
-                f" AND {self.condition(c.hit, on_hits=True)})"
-            )
+            done = with_hit(self.condition(c.hit, on_hits=True), c.negated)
             return self._on_visit(done) if on_hits else done
         if not isinstance(c, Filter):
             joiner = " OR " if isinstance(c, AnyOf) else " AND "
@@ -225,12 +220,7 @@ class Plan:
         where = ["v.site_id = :site AND v.started >= :start AND v.started < :end"]
         where += self.visit_where
         if self.event_where:
-            where.append(
-                "v.id IN (SELECT e.visit_id FROM events AS e WHERE e.site_id = :site"
-                " AND e.ts >= :start AND e.ts < :late AND e.name != 'engagement' AND "
-                + " AND ".join(self.event_where)
-                + ")"
-            )
+            where.append(with_hit(" AND ".join(self.event_where)))
         return " AND ".join(where)
 
     def hits_where(self, pageviews_only: bool = False) -> str:
@@ -257,6 +247,17 @@ class Plan:
             "late": q.end_ts + LATE_HITS,
             "early": q.start_ts - LATE_HITS,
         }
+
+
+def with_hit(where: str, negated: bool = False) -> str:
+    """Visits `v` with (`negated`: without) a hit `e` that passes `where`, from the period's
+    start up to :late (a visit's hits come within two days of its start)."""
+    return (
+        f"v.id {'NOT ' if negated else ''}IN (SELECT e.visit_id FROM events AS e"
+        " WHERE e.site_id = :site AND e.ts >= :start AND e.ts < :late"
+        # Not NULL: one NULL in the list and NOT IN keeps no visit at all.
+        f" AND e.visit_id IS NOT NULL AND e.name != 'engagement' AND {where})"
+    )
 
 
 def _offset(query: Query, column: str) -> str:

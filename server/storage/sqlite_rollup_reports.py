@@ -103,9 +103,10 @@ async def split(
 ) -> Split | None:
     """The rolled-up part of a query, or None when rollups cannot answer it: unfiltered,
     with `narrowed` (totals and time series) filtered to one value of a visit dimension, or
-    filtered on visit dimensions alone when that filter set is a segment summed. Such a
-    query is told to `ask` (site, segment key, whether it is a segment yet). Sums read
-    that are more than FRESH behind the newest hit are told to `behind`."""
+    filtered by a set that is a segment (sqlite_rollups.segment_key) summed back to the
+    site's first day. Such a query is told to `ask` (site, segment key, whether it is a
+    segment yet). Sums read that are more than FRESH behind the newest hit are told to
+    `behind`."""
     if query.period == "realtime":
         return None
     narrow = _narrowed_to(query)
@@ -169,15 +170,14 @@ async def split(
     span = next(
         (row for row in summed if row["day"].startswith("S") and row["timezone"] == tz), None
     )
-    whole = span is not None and span["start"] == start and span["covered"] == until
+    whole = span["day"] if span and (span["start"], span["covered"]) == (start, until) else None
     if until < query.end_ts and not await _close_enough(
-        conn, query, until, (span["day"],) if span is not None and whole else labels
+        conn, query, until, (whole,) if whole else labels
     ):
         return None
     return Split(
-        tuple(days), days[0], labels, dimension=narrow[0], value=narrow[1],
-        span=span["day"] if span is not None and whole else None, segment=segment,
-        by_hits=by_hits,
+        tuple(days), days[0], labels, dimension=narrow[0], value=narrow[1], span=whole,
+        segment=segment, by_hits=by_hits,
     )  # fmt: skip
 
 

@@ -1,10 +1,11 @@
 """Rollups for SQLite: each local day of a site summed per dimension value (the reads that
 answer reports from them: sqlite_rollup_reports.py).
 
-Built out of the ingest path, by a reader that sums a day in Python and a short transaction
-that stores it (`build`), every few minutes (server/reports/rollups.py). A day is summed
-again until no visit that started in it can change (`final`); today is covered up to a few
-minutes before each build, and reports read what the last build summed. Answers equal the
+Built out of the ingest path, in a process of its own (`build_all`), by a reader that sums a
+day in Python and a short transaction that stores it (`build`), every few minutes
+(server/reports/rollups.py). A day is summed again until no visit that started in it can
+change (`final`); today is covered up to each build, and reports read what the last build
+summed. Segments are the same sums under a filter set that reports asked for. Answers equal the
 raw ones (tests/test_rollups.py compares them on random data); visitors too, which do not add
 up over days: a day stores, per value, the visitors it shares with each earlier day
 (rollup_returns), and a period subtracts those shared within it.
@@ -12,20 +13,30 @@ up over days: a day stores, per value, the visitors it shares with each earlier 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sqlite3
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from ..goals import page_pattern_glob
+from ..goals import Goal
 from ..reports.filters import GOAL, Condition, Filter
-from .sqlite_reports import EVENT_SQL, FUNCTIONS, VISIT_SQL, Sql, _condition, _props_column
+from .sqlite_reports import (
+    EVENT_SQL,
+    FUNCTIONS,
+    VISIT_SQL,
+    Sql,
+    _condition,
+    _goal_condition,
+    _props_column,
+    with_hit,
+)
 
 if TYPE_CHECKING:
     from ..events import Site
@@ -175,10 +186,7 @@ class Segment:
             # filters are on visits.
             join = f"{'' if visits else 'LEFT '}JOIN visits AS v ON v.id = e.visit_id"
         if hits:
-            matched = (
-                "AND v.id IN (SELECT e.visit_id FROM events AS e WHERE e.site_id = :site"
-                f" AND e.ts >= :start AND e.ts < :late AND e.name != 'engagement' {hits})"
-            )
+            matched = "AND " + with_hit(hits.removeprefix(" AND "))
             columns = ", v.id IS NOT NULL, " + ", ".join(VISIT_SQL[d] for d in VISIT_DIMENSIONS)
         # An earlier visit is in the segment by a hit its event filters keep, which may have
         # come after midnight (add_earlier counts the hits of the day itself no further).
@@ -225,17 +233,14 @@ def _goal_value(goal: GoalLike) -> str:
 
 
 def _goal_sql(sql: Sql, f: Filter) -> str:
-    """A goal filter keyed by what its goals are (segment_key), as a condition on a hit `e`,
-    as sqlite_reports._one_goal writes it for a goal."""
-    parts = []
+    """A goal filter keyed by what its goals are (segment_key), as the condition on a hit `e`
+    that a raw query writes for those goals."""
+    goals = []
     for value in f.values:
         kind, target = value.split(":", 1)
-        if kind == "event":
-            parts.append(f"e.name = {sql.bind(target)}")
-        else:
-            glob = sql.bind(page_pattern_glob(target))
-            parts.append(f"(e.name = 'pageview' AND e.path GLOB {glob})")
-    hit = "(" + " OR ".join(parts) + ")"
+        event, page = (target, None) if kind == "event" else (None, target)
+        goals.append(Goal(0, kind, value, event_name=event, page_path=page))
+    hit = _goal_condition(sql, goals, f.values)
     return f"NOT {hit}" if f.negated else hit
 
 
@@ -244,7 +249,7 @@ def segment_of(segment_id: int, key: str) -> Segment:
 
 
 def connect(path: str) -> sqlite3.Connection:
-    """A connection for the builder's thread, with the report functions the SQL calls."""
+    """A connection for the builder, with the report functions the SQL calls."""
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA busy_timeout = 10000")
     for name, arity, function in FUNCTIONS:
@@ -398,15 +403,22 @@ ON CONFLICT (site_id, filters) DO UPDATE SET asked_at = MAX(asked_at, excluded.a
 """
 
 
-def note_asked(conn: sqlite3.Connection, asked: Iterable[tuple[int, str, int]]) -> None:
-    """Record the segments reports asked for: (site, segment_key, when)."""
+@contextlib.contextmanager
+def _writing(conn: sqlite3.Connection) -> Iterator[None]:
+    """One short write transaction: rolled back if anything in it fails."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        conn.executemany(ASKED, asked)
-        conn.execute("COMMIT")
+        yield
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+    conn.execute("COMMIT")
+
+
+def note_asked(conn: sqlite3.Connection, asked: Iterable[tuple[int, str, int]]) -> None:
+    """Record the segments reports asked for: (site, segment_key, when)."""
+    with _writing(conn):
+        conn.executemany(ASKED, asked)
 
 
 def build_segments(
@@ -430,17 +442,12 @@ def build_segments(
 
 
 def _drop_segment(conn: sqlite3.Connection, site_id: int, segment_id: int) -> None:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with _writing(conn):
         for table in ("rollup_days", "rollups", "rollup_returns"):
             conn.execute(
                 f"DELETE FROM {table} WHERE site_id = ? AND segment = ?", (site_id, segment_id)
             )
         conn.execute("DELETE FROM segments WHERE id = ?", (segment_id,))
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 # The last hit of the visits that started in a day (or up to when it is covered): where a
@@ -582,8 +589,7 @@ def _build_spans(
     ).fetchall()  # fmt: skip
     days = {row[0]: row for row in rows if row[0][0].isdigit() and row[1] == site.timezone}
     weeks = [row[0] for row in rows if row[0].startswith("W") and row[1] == site.timezone]
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with _writing(conn):
         for table in ("rollups", "rollup_days"):
             conn.execute(
                 f"DELETE FROM {table} WHERE site_id = ? AND segment = ?"
@@ -611,10 +617,6 @@ def _build_spans(
                 (site.id, segment.id, label, site.timezone, days[held[0]][2], last[3], last[4],
                  last[3], VERSION),
             )  # fmt: skip
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 def build_day(
@@ -668,8 +670,7 @@ def build_day(
     summed.add_earlier(earlier_visits, earlier_hits)
     label = day.isoformat() if days == 1 else week_label(day)
     store = {"site": site.id, "segment": segment.id, "day": label}
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with _writing(conn):
         for table in ("rollups", "rollup_returns"):
             conn.execute(
                 f"DELETE FROM {table} WHERE site_id = :site AND segment = :segment AND day = :day",
@@ -684,10 +685,6 @@ def build_day(
             {**store, "timezone": site.timezone, "start": start, "covered": covered,
              "end": end, "now": now, "final": int(final), "version": VERSION},
         )  # fmt: skip
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return 1
 
 
@@ -840,9 +837,10 @@ class _Day:
         """Where the day's visitors were last seen with each value before it."""
         for visitor, started, *values in visits:
             day = self._day(started)
-            if self.segment and self.seen.get((TOTAL, None, visitor), "") < day:
-                self.seen[(TOTAL, None, visitor)] = day
-            for dimension, value in zip(VISIT_DIMENSIONS, values, strict=True):
+            pairs = list(zip(VISIT_DIMENSIONS, values, strict=True))
+            if self.segment:
+                pairs.append((TOTAL, None))  # counted as a set in a segment (add_visits)
+            for dimension, value in pairs:
                 key = (dimension, value, visitor)
                 if self.seen.get(key, "") < day:
                     self.seen[key] = day
