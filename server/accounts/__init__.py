@@ -1,0 +1,1 @@
+"""Accounts: users, sessions, permissions, API keys, the audit log."""
