@@ -29,6 +29,8 @@ MAX_LENGTH = 1024
 # login path to upgrade each hash as its owner next signs in.
 # Measured on the 2-core dev machine under its usual load: 0.19-0.34 s per hash (10 runs),
 # 0.12-0.21 s per verification.
+# NOTE: each hash or verification holds 64 MiB while it runs, so ten logins at once take 640 MiB;
+# a login route should run them off the event loop and bound how many run together.
 _HASHER = PasswordHasher.from_parameters(profiles.RFC_9106_LOW_MEMORY)
 
 # What people wrap a common password in ("Password123!", "!!monkey!!"): stripped before the
@@ -155,9 +157,10 @@ def password_problem(password: str, email: str | None = None) -> str | None:
 
 
 def _normalise(password: str) -> str:
-    # NFKC before hashing and before every check, as NIST advises for Unicode passwords
-    # (800-63B sec. 5.1.1.2 in revision 3, kept in revision 4): the same password typed on
-    # another keyboard or input method (full-width letters, a "ﬁ" ligature) stays the same.
+    # NFKC before hashing and before every check, as NIST advises for Unicode passwords (NFKC
+    # or NFKD, "applied before hashing"; the text read was 800-63B rev. 3 sec. 5.1.1.2): the
+    # same password typed with another keyboard or input method (full-width letters, the "fi"
+    # ligature U+FB01) stays the same password.
     return unicodedata.normalize("NFKC", password)
 
 
@@ -226,7 +229,7 @@ def _context_words(email: str | None) -> set[str]:
 
 @functools.cache
 def _common_passwords() -> frozenset[str]:
-    # Read on first use, not at import: 49,232 lines, ~20 ms and a few MB that only the
+    # Read on first use, not at import: 49,232 lines, ~30 ms and a few MB that only the
     # routes choosing a password need. Provenance and licence: the file's own header.
     text = resources.files(__package__).joinpath("common-passwords.txt").read_text("utf-8")
     return frozenset(
