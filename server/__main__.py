@@ -19,7 +19,9 @@ from . import (
     reports,
     sites,
     stats_cli,
+    users_cli,
 )
+from .accounts.users import UnknownUser
 from .config import ConfigError, Settings, load_settings
 from .events import DropReason
 from .storage import NoDatabase, SiteExists, Storage, open_storage
@@ -72,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     listing.set_defaults(run=_with_storage(_site_list))
 
     customers_cli.add_commands(commands, _with_storage)
+    users_cli.add_commands(commands, _with_storage)
     consent_cli.add_commands(commands, _with_storage)
     apikeys_cli.add_commands(commands, _with_storage)
     goals_cli.add_commands(commands, _with_storage)
@@ -152,7 +155,7 @@ def _with_storage(
                 file=sys.stderr,
             )
             return 1
-        except (sites.UnknownSite, customers.UnknownCustomer) as exc:
+        except (sites.UnknownSite, customers.UnknownCustomer, UnknownUser) as exc:
             print(f"zeef: {exc}", file=sys.stderr)
             return 1
         except ValueError as exc:

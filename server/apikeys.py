@@ -11,13 +11,14 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from .accounts.permissions import Principal
 from .storage import MetadataStore
 
 PREFIX = "zeef_"
@@ -103,7 +104,7 @@ class RateLimiter:
 
 async def api_key_for(
     request: Request, storage: MetadataStore, limiter: RateLimiter
-) -> ApiKey | JSONResponse:
+) -> tuple[ApiKey, Principal] | JSONResponse:
     """The key a Stats API request carries, or the answer to send instead: 401 without a key
     or with one that is unknown or revoked (one answer for both), 429 with Retry-After past the
     key's hourly limit. Read from the database each time, so a revoke holds at once in every
@@ -117,6 +118,10 @@ async def api_key_for(
         log.info("Stats API request refused: unknown or revoked key")
         return _refuse(INVALID, 401)
     key = ApiKey.from_row(row)
+    if row["blocked_at"] is not None:
+        # A blocked user's keys stop with them, and say no more than an unknown key does.
+        log.info("Stats API request refused: the key's owner is blocked")
+        return _refuse(INVALID, 401)
     wait = limiter.allow(key.id)
     if wait is not None:
         response = _refuse(f"Too many requests: a key may make {limiter.limit} an hour", 429)
@@ -130,22 +135,49 @@ async def api_key_for(
         except Exception:
             # A bookkeeping write that fails (a full disk) must not refuse a read.
             log.warning("could not record the last use of API key %d", key.id, exc_info=True)
-    return key
+    return key, key_principal(row)
+
+
+def key_principal(row: Mapping[str, Any]) -> Principal:
+    """Whom a key acts for: its owner's account, read-only. A key whose owner has no account
+    was made at the CLI before accounts (or for the operator's own scripts): it keeps the
+    operator's reach, as the CLI has."""
+    if row["user_id"] is None:
+        return Principal("api key", "superuser", None, row["owner"])
+    return Principal("api key", row["role"], row["customer_id"], row["owner"], row["user_id"])
 
 
 class Keys:
     """api_key_for in the shape the Stats API routes take (stats_api.Authorise): None when the
-    request may go on, with its key in `request.state.api_key`, or the answer to send."""
+    request may go on, with whom it acts for in `request.state.principal` (and its key in
+    `request.state.api_key`), or the answer to send."""
 
-    def __init__(self, storage: MetadataStore, limiter: RateLimiter) -> None:
+    def __init__(
+        self,
+        storage: MetadataStore,
+        limiter: RateLimiter,
+        sessions: Callable[[Request], Awaitable[Principal]] | None = None,
+    ) -> None:
         self.storage = storage
         self.limiter = limiter
+        self.sessions = sessions
 
     async def authorise(self, request: Request) -> Response | None:
+        if (
+            self.sessions is not None
+            and request.method == "GET"
+            and ("authorization" not in request.headers)
+        ):
+            # The dashboard's own reads carry the login session instead of a key. Reads only:
+            # a cookie rides along on requests other sites make, and GETs change nothing.
+            principal = await self.sessions(request)
+            if principal.kind != "anonymous":
+                request.state.principal = principal
+                return None
         found = await api_key_for(request, self.storage, self.limiter)
         if isinstance(found, Response):
             return found
-        request.state.api_key = found
+        request.state.api_key, request.state.principal = found
         return None
 
 

@@ -44,6 +44,11 @@ class Settings:
     # Seconds between rollup builds (sooner while someone reads reports a minute behind, or
     # asks for a new filter set): see docs/metrics.md, "How current".
     rollup_interval: int = 300
+    # Where people reach this server, for links it prints or mails (set-password links):
+    # the address behind the operator's proxy, e.g. https://stats.example.com.
+    public_url: str = "http://localhost:8000"
+    # Seconds a login session lives without a request: a working day.
+    session_idle: int = 8 * 3600
 
 
 # Each setting: (environment variable, toml key, parser).
@@ -83,6 +88,13 @@ def _parse_mask(value: str | int) -> int:
     return number
 
 
+def _parse_url(value: str) -> str:
+    url = str(value).strip().rstrip("/")
+    if not (url.startswith("https://") or url.startswith("http://")) or " " in url:
+        raise ValueError("must be an http:// or https:// address, e.g. https://stats.example.com")
+    return url
+
+
 def _parse_database(value: str) -> Path:
     # A path or a sqlite:/// URL; the storage package says which URLs it takes.
     from .storage import database_path
@@ -104,6 +116,8 @@ _FIELDS: dict[str, tuple[str, Any]] = {
     "log_level": ("ZEEF_LOG_LEVEL", _parse_level),
     "api_rate_limit": ("ZEEF_API_RATE_LIMIT", _parse_positive),
     "rollup_interval": ("ZEEF_ROLLUP_INTERVAL", _parse_positive),
+    "public_url": ("ZEEF_PUBLIC_URL", _parse_url),
+    "session_idle": ("ZEEF_SESSION_IDLE", _parse_positive),
 }
 
 

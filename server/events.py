@@ -68,6 +68,8 @@ class Site:
     created_at: int
     honour_dnt: bool = True
     require_consent: bool = False  # from the consent config: count only consented visitors
+    # The customer that owns it (accounts); None for a site only the operator's superusers see.
+    customer_id: int | None = None
 
 
 @dataclass(frozen=True)

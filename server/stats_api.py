@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from . import reports
+from .accounts.permissions import Action, may
 from .events import Site
 from .reports import metrics as metric
 from .reports.filters import GOAL, PROPS, FilterError, dimension, parse_v1
@@ -64,7 +65,7 @@ class StatsAPI:
             site_id = request.query_params.get("site_id", "").strip()
             if not site_id:
                 return error("Missing site ID: add site_id=DOMAIN to the request", 400)
-            site = await readable_site(self.storage, site_id)
+            site = await readable_site(self.storage, site_id, request)
             if site is None:
                 return no_site()
             try:
@@ -166,13 +167,16 @@ def no_site() -> JSONResponse:
     return error("Site does not exist or the API key may not read it", 404)
 
 
-async def readable_site(storage: Storage, site_id: str) -> Site | None:
-    """The site a Stats API request names, if the key may read it: the one place v1 and v2
-    decide it (every key reads every site until accounts scope keys to a customer)."""
+async def readable_site(storage: Storage, site_id: str, request: Request) -> Site | None:
+    """The site a Stats API request names, if whom it acts for may read it (the permission
+    check's verdict); None alike for a site that does not exist and one of another customer."""
     try:
-        return await find_site(storage, site_id)
+        site = await find_site(storage, site_id)
     except ValueError:  # not even a domain name: no such site either
         return None
+    if site is None or not may(request.state.principal, Action.VIEW_STATS, site.customer_id):
+        return None
+    return site
 
 
 def _result_key(prop: str) -> str:

@@ -93,7 +93,7 @@ class StatsAPIv2:
         site_id = body.get("site_id")
         if not isinstance(site_id, str) or not site_id.strip():
             return error("site_id: required, the site's domain as a string", 400)
-        site = await readable_site(self.storage, site_id)
+        site = await readable_site(self.storage, site_id, request)
         if site is None:
             return no_site()
         try:

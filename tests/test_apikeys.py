@@ -75,7 +75,9 @@ async def guarded(tmp_path: Path) -> AsyncIterator[Guarded]:
         found = await api_key_for(request, storage, limiter)
         if isinstance(found, JSONResponse):
             return found
-        return JSONResponse({"id": found.id, "owner": found.owner, "label": found.label})
+        key, principal = found
+        body = {"id": key.id, "owner": key.owner, "label": key.label, "role": principal.role}
+        return JSONResponse(body)
 
     app = Starlette(routes=[Route("/whoami", whoami)])
     transport = httpx.ASGITransport(app=app)
@@ -150,6 +152,8 @@ async def test_a_key_is_accepted_until_revoked_and_then_refused_at_once(
     assert accepted.status_code == 200, accepted.text
     assert accepted.json()["owner"] == "ops@example.com"
     assert accepted.json()["label"] == "grafana"
+    # Its owner has no account: a key from the CLI keeps the operator's reach.
+    assert accepted.json()["role"] == "superuser"
     # Schemes are case-insensitive (RFC 9110), and stray spaces around the key are no error.
     assert (await guarded.get(header=f"bearer  {key} ")).status_code == 200
 

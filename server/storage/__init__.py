@@ -33,6 +33,10 @@ class CustomerExists(ValueError):
     """A customer with that name (in any case) exists already."""
 
 
+class UserExists(ValueError):
+    """A user with that email exists already."""
+
+
 class GoalExists(ValueError):
     """The site has a goal of that name already, or one for the same event or page."""
 
@@ -127,7 +131,8 @@ class MetadataStore(Protocol):
         ...
 
     async def api_key_by_hash(self, key_hash: bytes) -> dict[str, Any] | None:
-        """The key with that hash, unless revoked."""
+        """The key with that hash, unless revoked, with its owner's account (user_id, role,
+        customer_id, blocked_at; None when the owner has no account)."""
         ...
 
     async def revoke_api_key(self, key_id: int, at: int) -> bool:
@@ -137,6 +142,62 @@ class MetadataStore(Protocol):
     async def touch_api_key(self, key_id: int, at: int) -> None:
         """Record a use; callers write it at most once a minute a key (apikeys.TOUCH_EVERY)."""
         ...
+
+
+class AccountStore(Protocol):
+    """Users, sessions, set-password links, login failures and the audit log
+    (server/storage/sqlite_accounts.py). Rows are dicts with the columns of 0014_users.sql;
+    a user's also carries `customer`, its customer's name."""
+
+    async def add_user(self, user: dict[str, Any]) -> int: ...
+
+    async def users(self) -> list[dict[str, Any]]: ...
+
+    async def user_by_email(self, email: str) -> dict[str, Any] | None: ...
+
+    async def user_by_id(self, user_id: int) -> dict[str, Any] | None: ...
+
+    async def update_user(
+        self, user_id: int, changes: dict[str, Any], end_sessions: bool
+    ) -> bool: ...
+
+    async def remove_user(self, user_id: int, email: str, at: int) -> None: ...
+
+    async def add_session(self, id_hash: bytes, user_id: int, csrf_token: str, at: int) -> None: ...
+
+    async def session(self, id_hash: bytes) -> dict[str, Any] | None:
+        """The session's csrf_token, session_created_at and seen_at, with its user's row."""
+        ...
+
+    async def touch_session(self, id_hash: bytes, at: int) -> None: ...
+
+    async def end_session(self, id_hash: bytes) -> None: ...
+
+    async def end_idle_sessions(self, before: int) -> int: ...
+
+    async def add_password_link(self, token_hash: bytes, user_id: int, expires_at: int) -> None: ...
+
+    async def password_link(self, token_hash: bytes, now: int) -> int | None: ...
+
+    async def use_password_link(
+        self, token_hash: bytes, user_id: int, password_hash: str, now: int
+    ) -> bool: ...
+
+    async def login_failures(
+        self, account: bytes, address: str, since: int
+    ) -> tuple[int, int | None, int, int | None]: ...
+
+    async def add_login_failure(
+        self, account: bytes, address: str, at: int, window: int
+    ) -> None: ...
+
+    async def clear_login_failures(self, account: bytes) -> None: ...
+
+    async def add_audit(self, row: dict[str, Any]) -> None: ...
+
+    async def audit_log(
+        self, since: int, customer_id: int | None, limit: int
+    ) -> list[dict[str, Any]]: ...
 
 
 class EventStore(Protocol):
@@ -219,7 +280,7 @@ class EventStore(Protocol):
         ...
 
 
-class Storage(MetadataStore, EventStore, Protocol):
+class Storage(MetadataStore, AccountStore, EventStore, Protocol):
     """Both stores, as one object: what create_app and the CLI open."""
 
     async def meta_key(self, name: str, generated: str, replace: bool = False) -> str:

@@ -33,6 +33,7 @@ from . import CustomerExists, DropCounts, GoalExists, SiteExists
 from . import sqlite_reports as reports_sql
 from . import sqlite_rollup_reports as rolled_sql
 from . import sqlite_rollups as rollups_sql
+from .sqlite_accounts import AccountTables
 from .writer import Writer, WriterStatus
 
 if TYPE_CHECKING:
@@ -143,7 +144,7 @@ CARRIED_SINCE = "SELECT EXISTS (SELECT 1 FROM events WHERE carried = 1 AND ts > 
 
 SITES = """
 SELECT s.id, s.domain, s.timezone, s.created_at, s.honour_dnt,
-       COALESCE(json_extract(c.config, '$.require_consent'), 0)
+       COALESCE(json_extract(c.config, '$.require_consent'), 0), s.customer_id
 FROM sites AS s LEFT JOIN consent_configs AS c ON c.site_id = s.id
 ORDER BY s.domain
 """
@@ -244,9 +245,12 @@ SELECT id, owner, label, prefix, created_at, last_used_at, revoked_at FROM api_k
 WHERE owner = :owner ORDER BY id
 """
 
+# With its owner's account, if they have one: a key reads what its owner may read.
 API_KEY_BY_HASH = """
-SELECT id, owner, label, prefix, created_at, last_used_at, revoked_at FROM api_keys
-WHERE key_hash = :key_hash AND revoked_at IS NULL
+SELECT k.id, k.owner, k.label, k.prefix, k.created_at, k.last_used_at, k.revoked_at,
+       u.id AS user_id, u.role, u.customer_id, u.blocked_at
+FROM api_keys AS k LEFT JOIN users AS u ON u.email = k.owner
+WHERE k.key_hash = :key_hash AND k.revoked_at IS NULL
 """
 
 REVOKE_API_KEY = "UPDATE api_keys SET revoked_at = :at WHERE id = :id AND revoked_at IS NULL"
@@ -258,7 +262,7 @@ WHERE id = :id AND (last_used_at IS NULL OR last_used_at < :at)
 """
 
 
-class SQLiteStorage:
+class SQLiteStorage(AccountTables):
     def __init__(self, path: Path, readers: int = 4) -> None:
         self.path = path
         self.writer = Writer(self._connect)
@@ -430,7 +434,7 @@ class SQLiteStorage:
     async def sites(self) -> list[Site]:
         async with self._read() as conn, conn.execute(SITES) as cursor:
             return [
-                Site(row[0], row[1], row[2], row[3], bool(row[4]), bool(row[5]))
+                Site(row[0], row[1], row[2], row[3], bool(row[4]), bool(row[5]), row[6])
                 for row in await cursor.fetchall()
             ]
 
