@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import time
+import tomllib
 import venv
 from pathlib import Path
 
@@ -44,6 +45,7 @@ def test_an_installed_wheel_serves_the_banner_in_every_language(tmp_path: Path) 
         shutil.copy2(ROOT / name, source / name)
     caches = shutil.ignore_patterns("__pycache__")
     shutil.copytree(ROOT / "server", source / "server", ignore=caches)
+    shutil.copytree(ROOT / "dashboard", source / "dashboard", ignore=caches)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith("ZEEF_")}
     dist = tmp_path / "dist"
     # No isolation: the setuptools and build of the test extras, so no download.
@@ -66,6 +68,16 @@ def test_an_installed_wheel_serves_the_banner_in_every_language(tmp_path: Path) 
     found = subprocess.run(where, capture_output=True, text=True, env=env, cwd=elsewhere)
     assert Path(found.stdout.strip()).is_relative_to(environment), found
 
+    # The pages render from the templates, catalogues and styles the wheel carries.
+    render = [str(python), "-c", RENDER_LOGIN]
+    rendered = subprocess.run(render, capture_output=True, text=True, env=env, cwd=elsewhere)
+    assert rendered.returncode == 0, rendered.stderr
+    page = json.loads(rendered.stdout)
+    assert Path(page["dashboard"]).is_relative_to(environment), page["dashboard"]
+    assert '<html lang="nl">' in page["html"] and "Inloggen bij Zeef" in page["html"]
+    assert page["css"] == (ROOT / "dashboard" / "static" / "zeef.css").read_text(encoding="utf-8")
+    assert f'href="{page["css_url"]}"' in page["html"]
+
     subprocess.run([str(zeef), "site", "add", "example.com"], check=True, env=env, cwd=elsewhere)
     port = _free_port("127.0.0.1")
     serve = [str(zeef), "serve", "--host", "127.0.0.1", "--port", str(port)]
@@ -87,6 +99,39 @@ def test_an_installed_wheel_serves_the_banner_in_every_language(tmp_path: Path) 
     finally:
         server.terminate()
         server.wait(timeout=15)
+
+
+RENDER_LOGIN = """
+import json
+from starlette.requests import Request
+from server.web import templates
+pages = templates.Pages()
+scope = {"type": "http", "method": "GET", "path": "/login",
+         "headers": [(b"accept-language", b"nl")]}
+context = {"error": None, "email": "", "csrf_token": "t", "next": ""}
+response = pages.render(Request(scope), "login.html", context)
+print(json.dumps({
+    "dashboard": str(templates._dashboard()),
+    "html": response.body.decode(),
+    "css": pages.static.files["zeef.css"].body.decode(),
+    "css_url": pages.static.url("zeef.css"),
+}))
+"""
+
+
+def test_every_package_folder_is_in_the_wheel_list() -> None:
+    # pyproject.toml lists the packages (dashboard/ is shipped as server/web/dashboard, which
+    # setuptools' find cannot map): a new folder must be added there, or the wheel lacks it.
+    listed = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    folders = set()
+    for top, package in ((ROOT / "server", "server"), (ROOT / "dashboard", "server.web.dashboard")):
+        for folder in [top, *top.rglob("*")]:
+            if folder.is_dir() and folder.name != "__pycache__":
+                parts = folder.relative_to(top).parts
+                folders.add(".".join((package, *parts)))
+    assert folders == listed, f"add to or remove from pyproject.toml: {folders ^ listed}"
 
 
 def _wait_until_healthy(http: httpx.Client, server: subprocess.Popen[bytes], log: Path) -> None:

@@ -1,0 +1,1 @@
+"""Web pages: the admin pages, logging in, and (later) the dashboard."""
