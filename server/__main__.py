@@ -50,6 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument(
+        "--ssl-certfile", metavar="FILE", help="serve HTTPS with this PEM certificate (chain)"
+    )
+    serve.add_argument("--ssl-keyfile", metavar="FILE", help="its private key (PEM, unencrypted)")
     serve.set_defaults(run=_serve)
 
     site = commands.add_parser("site", help="register and list sites").add_subparsers(
@@ -108,6 +112,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from .logs import logging_config
 
+    problem = _tls_problem(args.ssl_certfile, args.ssl_keyfile)
+    if problem:
+        print(f"zeef: {problem}", file=sys.stderr)
+        return 2
     uvicorn.run(
         "server.app:create_app",
         factory=True,
@@ -122,8 +130,41 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         proxy_headers=False,
         server_header=False,
         log_config=logging_config(settings.log_level),
+        ssl_certfile=args.ssl_certfile,
+        ssl_keyfile=args.ssl_keyfile,
     )
     return 0
+
+
+def _tls_problem(certfile: str | None, keyfile: str | None) -> str | None:
+    """What is wrong with the TLS flags, or None. Checked here because uvicorn would answer a
+    missing or mismatched file with a traceback, once per worker."""
+    if certfile is None and keyfile is None:
+        return None
+    if keyfile is None:
+        return "--ssl-certfile needs --ssl-keyfile (the certificate's private key)"
+    if certfile is None:
+        return "--ssl-keyfile needs --ssl-certfile (the certificate it is the key of)"
+    import ssl
+
+    for flag, path in (("--ssl-certfile", certfile), ("--ssl-keyfile", keyfile)):
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            return f"{flag} {path}: cannot read it ({exc.strerror or exc})"
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        # A password callback that gives none: an encrypted key fails here instead of
+        # prompting on the terminal of a server that may have none.
+        context.load_cert_chain(certfile, keyfile, password=lambda: b"")
+    except OSError as exc:  # ssl.SSLError among them
+        reason = getattr(exc, "reason", None) or exc
+        return (
+            f"--ssl-certfile {certfile} with --ssl-keyfile {keyfile}: not a PEM certificate "
+            f"and its unencrypted private key ({reason})"
+        )
+    return None
 
 
 Command = Callable[[Storage, argparse.Namespace], Awaitable[int]]

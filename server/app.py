@@ -151,7 +151,7 @@ class Front:
 
     def __init__(self, app: Starlette, collector: Collector) -> None:
         self.app = app
-        self.rest = SecurityHeaders(app)
+        self.rest = SecurityHeaders(app, collector.settings.trusted_proxies)
         self.collector = collector
         self.state = app.state
         self.router = app.router

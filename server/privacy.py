@@ -150,6 +150,24 @@ def client_ip(
     return address
 
 
+def peer_is_trusted(scope: Scope, trusted: tuple[Network, ...]) -> bool:
+    """Whether the request's socket peer is one of ZEEF_TRUSTED_PROXIES, as `client_ip` decides
+    it: only then are its forwarding headers (X-Forwarded-Proto too) believed. The answer may
+    leave this module; the address does not."""
+    peer = scope.get("client")
+    if not peer or not trusted:
+        return False
+    proxies = _proxies_for(trusted)
+    if peer[0] in proxies.seen:
+        return True
+    address = parse_ip(peer[0])
+    if address is None or not proxies.trust(address):
+        return False
+    if len(proxies.seen) < 256:
+        proxies.seen[peer[0]] = address
+    return True
+
+
 class _Proxies:
     """ZEEF_TRUSTED_PROXIES as integer ranges, and the ones that have sent requests.
 
