@@ -14,6 +14,8 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from . import assets, openapi
+from .accounts.sessions import Sessions
+from .accounts.throttle import LoginThrottle
 from .apikeys import Keys, RateLimiter
 from .buffer import EventBuffer
 from .collector import Clock, Collector
@@ -28,6 +30,10 @@ from .sites import SiteRegistry
 from .stats_api import StatsAPI, utc_now
 from .stats_api_v2 import StatsAPIv2
 from .storage import open_storage
+from .web.admin import Admin
+from .web.auth import Auth
+from .web.login import Login
+from .web.templates import Pages
 
 # A write job running this long is waiting on a lock past busy_timeout (10 s) or on a disk
 # that does not answer: say so, so a load balancer stops sending events here.
@@ -55,7 +61,13 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     )
 
     consent = ConsentEndpoints(storage, sites, clock)
-    keys = Keys(storage, RateLimiter(settings.api_rate_limit))
+    pages = Pages()
+    sessions = Sessions(storage, settings.session_idle)
+    throttle = LoginThrottle(storage)
+    auth = Auth(sessions, pages, settings)
+    login = Login(storage, sessions, throttle, auth, pages, settings)
+    admin = Admin(storage, auth, pages, settings)
+    keys = Keys(storage, RateLimiter(settings.api_rate_limit), auth.principal)
     rollups = RollupBuilder(storage, settings.rollup_interval, clock or utc_now)
     stats_api = StatsAPI(storage, keys.authorise, clock or utc_now)
 
@@ -84,6 +96,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         # Read once: a key rotated with `zeef key rotate` takes effect at the next start.
         keys = await load_keys(storage, settings)
         app.state.secret_key = keys.secret
+        sessions.secret = keys.secret
+        throttle.key = keys.secret.encode()
         collector.addresses.visitor_key = keys.visitor
         await sites.load()
         sites.start()
@@ -115,6 +129,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             *stats_api.routes(),
             *StatsAPIv2(storage, keys.authorise, clock or utc_now).routes(),
             Route("/api/openapi.json", openapi.serve),
+            *login.routes(),
+            *admin.routes(),
+            pages.static_route(),
         ],
         middleware=[Middleware(AccessLogMiddleware, settings=settings)],
         exception_handlers={ClientDisconnect: client_gone},

@@ -165,6 +165,15 @@ async def set_password(storage: Storage, user: User, password: str, actor: audit
     await audit.record(storage, actor, action, user.email, user.customer_id)
 
 
+async def reset_password(storage: Storage, user: User, actor: audit.Actor, public_url: str) -> str:
+    """An administrator's reset: the old password stops working and every session ends at
+    once; the user sets a new one through the one-time link returned."""
+    changes = {"password_hash": None, "must_change_password": 0}
+    await storage.update_user(user.id, changes, end_sessions=True)
+    await audit.record(storage, actor, "password reset", user.email, user.customer_id)
+    return await password_link(storage, user, public_url)
+
+
 async def block(storage: Storage, user: User, actor: audit.Actor) -> None:
     await storage.update_user(user.id, {"blocked_at": int(time.time())}, end_sessions=True)
     await audit.record(storage, actor, "user blocked", user.email, user.customer_id)

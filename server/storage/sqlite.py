@@ -262,6 +262,35 @@ WHERE id = :id AND (last_used_at IS NULL OR last_used_at < :at)
 """
 
 
+# The installation check: a site's latest stored hits, newest first.
+LATEST_HITS = """
+SELECT ts, name, hostname, path, browser, os, country FROM events
+WHERE site_id = :site_id ORDER BY ts DESC LIMIT :limit
+"""
+
+LATEST_DROPS = """
+SELECT day, reason, count FROM drops WHERE site_id = :site_id AND day >= :since
+ORDER BY day DESC, count DESC
+"""
+
+# A site is deleted here only while nothing was counted for it: deleting data is retention's
+# (issue 19), with its confirmation and audit.
+SITE_HAS_DATA = """
+SELECT EXISTS (SELECT 1 FROM events WHERE site_id = :site_id)
+    OR EXISTS (SELECT 1 FROM consent_records WHERE site_id = :site_id)
+"""
+SITE_TABLES = ("drops", "consent_configs", "goals", "segments", "rollup_days", "rollups",
+               "rollup_returns", "consented_visitors", "visits")  # fmt: skip
+
+API_KEYS_OF_CUSTOMER = """
+SELECT k.id, k.owner, k.label, k.prefix, k.created_at, k.last_used_at, k.revoked_at,
+       u.customer_id
+FROM api_keys AS k LEFT JOIN users AS u ON u.email = k.owner
+WHERE :customer_id IS NULL OR u.customer_id = :customer_id
+ORDER BY k.revoked_at IS NOT NULL, k.id DESC
+"""
+
+
 class SQLiteStorage(AccountTables):
     def __init__(self, path: Path, readers: int = 4) -> None:
         self.path = path
@@ -437,6 +466,37 @@ class SQLiteStorage(AccountTables):
                 Site(row[0], row[1], row[2], row[3], bool(row[4]), bool(row[5]), row[6])
                 for row in await cursor.fetchall()
             ]
+
+    async def set_site_timezone(self, site_id: int, timezone: str) -> None:
+        await self._execute(
+            "UPDATE sites SET timezone = :tz WHERE id = :site", {"tz": timezone, "site": site_id}
+        )
+
+    async def latest_hits(self, site_id: int, limit: int) -> list[dict[str, Any]]:
+        return await self._rows(LATEST_HITS, {"site_id": site_id, "limit": limit})
+
+    async def latest_drops(self, site_id: int, since: str) -> list[dict[str, Any]]:
+        return await self._rows(LATEST_DROPS, {"site_id": site_id, "since": since})
+
+    async def delete_empty_site(self, site_id: int) -> bool:
+        """Delete a site and its settings, unless it has events or consent records."""
+
+        async def job(conn: aiosqlite.Connection) -> bool:
+            params = {"site_id": site_id}
+            async with conn.execute(SITE_HAS_DATA, params) as cursor:
+                row = await cursor.fetchone()
+            if row is None or row[0]:
+                return False
+            for table in SITE_TABLES:
+                await conn.execute(f"DELETE FROM {table} WHERE site_id = :site_id", params)
+            await conn.execute("DELETE FROM sites WHERE id = :site_id", params)
+            return True
+
+        return await self.writer.run(job)
+
+    async def api_keys_of_customer(self, customer_id: int | None) -> list[dict[str, Any]]:
+        """Keys whose owner is a user of the customer; None: every key."""
+        return await self._rows(API_KEYS_OF_CUSTOMER, {"customer_id": customer_id})
 
     async def add_goal(self, goal: Goal) -> Goal:
         row = asdict(goal)

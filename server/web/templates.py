@@ -11,6 +11,7 @@ carries them as server/web/dashboard/ (pyproject.toml maps the one to the other)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,10 @@ class Pages:
         response.headers["content-language"] = lang
         page_headers(response)
         return response
+
+    def gettext(self, request: Request) -> Callable[[str], str]:
+        """gettext in the request's language, for messages written in Python."""
+        return self.translations[language(request)].gettext
 
     def error(self, request: Request, status_code: int, message: str | None = None) -> HTMLResponse:
         """error.html for a 403, 404 or 429, in the request's language; `message` (already
