@@ -27,7 +27,7 @@ from ..events import Site
 from ..privacy import client_label
 from ..storage import CustomerExists, SiteExists, Storage, UserExists
 from .auth import Auth
-from .login import _field, _form
+from .forms import field, read_form
 from .templates import N_, Pages
 
 # Messages after a redirect, named in the query string (?done=...), so a reload does not post
@@ -93,8 +93,8 @@ class Admin:
         session = await self.auth.session(request)
         assert session is not None
         if request.method == "POST":
-            form = await _form(request)
-            if form is None or not await self.auth.csrf_ok(request, _field(form, "csrf")):
+            form = await read_form(request)
+            if form is None or not await self.auth.csrf_ok(request, field(form, "csrf")):
                 _ = self.pages.gettext(request)
                 return None, self.pages.error(request, 403, _(
                     "This form has expired or did not come from this site. Reload the page "
@@ -171,8 +171,8 @@ class Admin:
         error = None
         form: dict[str, str] = {"domain": "", "timezone": "UTC", "customer": ""}
         if request.method == "POST":
-            posted = await request.form()
-            form = {key: _field(posted, key).strip() for key in form}
+            posted = await read_form(request)
+            form = {key: field(posted, key).strip() for key in form}
             error = await self._add_site(request, session, principal, form)
             if error is None:
                 domain = sites.normalise_domain(form["domain"])
@@ -248,9 +248,9 @@ class Admin:
         _ = self.pages.gettext(request)
         error = None
         if request.method == "POST":
-            posted = await request.form()
-            timezone = _field(posted, "timezone").strip()
-            dnt = _field(posted, "dnt")
+            posted = await read_form(request)
+            timezone = field(posted, "timezone").strip()
+            dnt = field(posted, "dnt")
             try:
                 sites.check_timezone(timezone)
             except ValueError:
@@ -297,8 +297,8 @@ class Admin:
             return self.pages.error(request, 404)
         assert session is not None
         _ = self.pages.gettext(request)
-        posted = await request.form()
-        if _field(posted, "confirm").strip().lower() != site.domain:
+        posted = await read_form(request)
+        if field(posted, "confirm").strip().lower() != site.domain:
             message = _("Type the site's domain to confirm that it is to be deleted.")
         elif not await self.storage.delete_empty_site(site.id):
             message = _(
@@ -352,8 +352,8 @@ class Admin:
         error, link, added = None, None, None
         form = {"email": "", "role": "viewer", "customer": ""}
         if request.method == "POST":
-            posted = await request.form()
-            form = {key: _field(posted, key).strip() for key in form}
+            posted = await read_form(request)
+            form = {key: field(posted, key).strip() for key in form}
             error, added = await self._add_user(request, session, principal, form)
             if added is not None:
                 link = await users.password_link(self.storage, added, self.settings.public_url)
@@ -436,7 +436,7 @@ class Admin:
                 "You cannot do that to your own account: ask another administrator. "
                 "Change your own password under your account."))  # fmt: skip
         if change == "role":
-            role = _field(await request.form(), "role")
+            role = field(await read_form(request), "role")
             if role not in users.CUSTOMER_ROLES or user.role == "superuser":
                 return self.pages.error(request, 403)
             await users.set_role(self.storage, user, role, actor)
@@ -467,8 +467,8 @@ class Admin:
         principal = Principal.of_user(session.user)
         created = None
         if request.method == "POST":
-            posted = await request.form()
-            label = _field(posted, "label").strip()[:100] or None
+            posted = await read_form(request)
+            label = field(posted, "label").strip()[:100] or None
             created = apikeys.generate()
             email = session.user.email
             key_id = await self.storage.create_api_key(
@@ -530,7 +530,7 @@ class Admin:
         _ = self.pages.gettext(request)
         error = None
         if request.method == "POST":
-            name = _field(await request.form(), "name")
+            name = field(await read_form(request), "name")
             try:
                 added = await customers.add_customer(self.storage, name)
             except CustomerExists:

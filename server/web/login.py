@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -24,11 +23,10 @@ from ..config import Settings
 from ..privacy import client_label
 from ..storage import Storage
 from .auth import Auth
+from .forms import field, read_form
 from .templates import Pages
 
 log = logging.getLogger("zeef.accounts")
-# Bodies of these forms are a few hundred bytes; a bigger one is not ours.
-MAX_FORM = 16 * 1024
 HOME = "/sites"
 
 
@@ -67,16 +65,16 @@ class Login:
             if await self.auth.session(request) is not None:
                 return RedirectResponse(nxt, status_code=303)
             return self._login_page(request, nxt)
-        form = await _form(request)
+        form = await read_form(request)
         if form is None:
             return self.pages.error(request, 403)
-        nxt = _local(_field(form, "next") or request.query_params.get("next"))
+        nxt = _local(field(form, "next") or request.query_params.get("next"))
         if not self.sessions.form_token_matches(
-            request.cookies.get(FORM_COOKIE), _field(form, "csrf")
+            request.cookies.get(FORM_COOKIE), field(form, "csrf")
         ):
             return self._forbidden_form(request)
-        email = _field(form, "email").strip().lower()[:254]
-        password = _field(form, "password")
+        email = field(form, "email").strip().lower()[:254]
+        password = field(form, "password")
         address = client_label(request.scope, self.settings)
         wait = await self.throttle.wait(email, address)
         if wait is not None:
@@ -132,9 +130,9 @@ class Login:
 
     async def logout(self, request: Request) -> Response:
         session = await self.auth.session(request)
-        form = await _form(request)
+        form = await read_form(request)
         if session is not None:
-            if form is None or not await self.auth.csrf_ok(request, _field(form, "csrf")):
+            if form is None or not await self.auth.csrf_ok(request, field(form, "csrf")):
                 return self._forbidden_form(request)
             await self.sessions.end(session)
             actor = audit.Actor(session.user.email, client_label(request.scope, self.settings))
@@ -162,15 +160,15 @@ class Login:
         }
         if request.method == "GET":
             return self.pages.render(request, "password.html", context)
-        form = await _form(request)
-        if form is None or not await self.auth.csrf_ok(request, _field(form, "csrf")):
+        form = await read_form(request)
+        if form is None or not await self.auth.csrf_ok(request, field(form, "csrf")):
             return self._forbidden_form(request)
         row = await self.storage.user_by_id(user.id)
-        current = _field(form, "current_password")
+        current = field(form, "current_password")
         if row is None or not await users.check_password(row["password_hash"] or "", current):
             context["error"] = _("Your current password is not right.")
             return self.pages.render(request, "password.html", context, status_code=400)
-        new, repeat = _field(form, "new_password"), _field(form, "repeat_password")
+        new, repeat = field(form, "new_password"), field(form, "repeat_password")
         if new != repeat:
             context["error"] = _("The two new passwords differ.")
             return self.pages.render(request, "password.html", context, status_code=400)
@@ -211,12 +209,12 @@ class Login:
             "error": None,
         }
         if request.method == "POST":
-            form = await _form(request)
+            form = await read_form(request)
             if form is None or not self.sessions.form_token_matches(
-                request.cookies.get(FORM_COOKIE), _field(form, "csrf")
+                request.cookies.get(FORM_COOKIE), field(form, "csrf")
             ):
                 return self._forbidden_form(request)
-            new, repeat = _field(form, "new_password"), _field(form, "repeat_password")
+            new, repeat = field(form, "new_password"), field(form, "repeat_password")
             if new != repeat:
                 context["error"] = _("The two passwords differ.")
             else:
@@ -250,22 +248,6 @@ class Login:
             _("This form has expired or did not come from this site. Reload the page and "
               "try again."),
         )  # fmt: skip
-
-
-async def _form(request: Request) -> FormData | None:
-    """The urlencoded form, or None when it is too large to be ours."""
-    length = request.headers.get("content-length")
-    if length is not None and (not length.isdigit() or int(length) > MAX_FORM):
-        return None
-    body = await request.body()
-    if len(body) > MAX_FORM:
-        return None
-    return await request.form()
-
-
-def _field(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value if isinstance(value, str) else ""
 
 
 def _local(target: str | None) -> str:
