@@ -19,10 +19,6 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from server.headers import is_https
 
@@ -36,7 +32,26 @@ TRUSTED = (ipaddress.ip_network("10.0.0.1/32"),)
 
 
 def self_signed(directory: Path, name: str = "zeef") -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 and localhost and its key, as PEM files in `directory`."""
+    """A certificate for 127.0.0.1 and localhost and its key, as PEM files in `directory`.
+
+    With `cryptography` when it is there (it is no test dependency of ours, only often
+    installed), else with the openssl command.
+    """
+    certfile, keyfile = directory / f"{name}.crt", directory / f"{name}.key"
+    try:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+    except ImportError:
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+             "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+             "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+             "-keyout", str(keyfile), "-out", str(certfile)],
+            check=True, capture_output=True, timeout=30,
+        )  # fmt: skip
+        return certfile, keyfile
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.now(UTC)
@@ -59,7 +74,6 @@ def self_signed(directory: Path, name: str = "zeef") -> tuple[Path, Path]:
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
-    certfile, keyfile = directory / f"{name}.crt", directory / f"{name}.key"
     certfile.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
     keyfile.write_bytes(
         key.private_bytes(
