@@ -220,7 +220,7 @@ def test_the_operator_walks_every_admin_page(browser: Any, live: Live, screensho
     visit.check()
     visit.shot("admin-user-reset")
     html = visit.open(f"/users/{live.ids['op']}", "admin-user-self")
-    assert "/account/password" in html and "/users/%d/block" % live.ids["op"] not in html
+    assert "/account/password" in html and f"/users/{live.ids['op']}/block" not in html
 
     visit.open("/api-keys")
     page.fill("#label", "Weekly report")
@@ -244,7 +244,8 @@ def test_the_operator_walks_every_admin_page(browser: Any, live: Live, screensho
     assert "There is a customer of that name already." in page.content()
     # The browser reports the 400 that answered; nothing else may be in the console.
     assert visit.console.pop() == (
-        "error: Failed to load resource: the server responded with a status of 400 (Bad Request)")
+        "error: Failed to load resource: the server responded with a status of 400 (Bad Request)"
+    )
     visit.check()
     visit.shot("admin-customers-error")
 
