@@ -12,6 +12,7 @@ carries them as server/web/dashboard/ (pyproject.toml maps the one to the other)
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,11 @@ ERRORS = {
 _LAYOUT_DEFAULTS: dict[str, Any] = {"nav": (), "user": None, "messages": ()}
 
 
+def date(timestamp: int) -> str:
+    """The `date` filter: a unix time as its day in UTC, YYYY-MM-DD."""
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d")
+
+
 def _dashboard() -> Path:
     packaged = Path(__file__).resolve().parent / "dashboard"  # an installed wheel
     if packaged.is_dir():
@@ -99,6 +105,7 @@ class Pages:
             self.translations[lang], newstyle=True
         )
         environment.globals["static"] = self.static.url
+        environment.filters["date"] = date
         return environment
 
     def render(
