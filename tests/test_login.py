@@ -22,13 +22,11 @@ PASSWORD = "correct horse battery staple"
 VISITOR = "81.2.69.142"  # the browser's address, as the trusted proxy (10.0.0.1) forwards it
 
 
-def client_of(zeef: Zeef, forwarded_proto: str | None = None) -> httpx.AsyncClient:
+def client_of(zeef: Zeef, scheme: str = "http", ip: str = VISITOR) -> httpx.AsyncClient:
     """A browser of its own: its own cookie jar, the same server."""
-    headers = {"x-forwarded-for": VISITOR}
-    if forwarded_proto:
-        headers["x-forwarded-proto"] = forwarded_proto
+    headers = {"x-forwarded-for": ip}
     return httpx.AsyncClient(
-        transport=zeef.client._transport, base_url="http://zeef.test", headers=headers
+        transport=zeef.client._transport, base_url=f"{scheme}://zeef.test", headers=headers
     )
 
 
@@ -102,12 +100,16 @@ async def test_a_login_starts_a_temporary_private_session_and_logout_ends_it(zee
         assert (await thief.get("/users")).headers["location"].startswith("/login")
 
 
-async def test_the_cookie_is_secure_over_https_through_a_trusted_proxy(zeef: Zeef) -> None:
+async def test_cookies_are_secure_over_https_and_through_a_trusted_proxy(zeef: Zeef) -> None:
     await add_user(zeef, "ann@acme.example")
-    async with client_of(zeef, forwarded_proto="https") as browser:
+    async with client_of(zeef, "https") as browser:
         done = await log_in(browser, "ann@acme.example")
     assert "secure" in [part.strip().lower() for part in session_cookie(done).split(";")]
     assert done.headers["strict-transport-security"].startswith("max-age=")
+    # Plain HTTP to the trusted proxy (10.0.0.1), HTTPS from the browser to it.
+    async with client_of(zeef) as browser:
+        page = await browser.get("/login", headers={"x-forwarded-proto": "https"})
+    assert "secure" in [part.strip().lower() for part in page.headers["set-cookie"].split(";")]
 
 
 async def test_every_form_without_its_csrf_token_is_refused(zeef: Zeef) -> None:
@@ -141,8 +143,9 @@ async def test_every_form_without_its_csrf_token_is_refused(zeef: Zeef) -> None:
 async def test_five_failures_throttle_an_account_and_an_unknown_one_alike(zeef: Zeef) -> None:
     await add_user(zeef, "ann@acme.example")
     answers = {}
-    for email in ("ann@acme.example", "nobody@acme.example"):
-        async with client_of(zeef) as browser:
+    # From two networks, so only the account's own count throttles each.
+    for email, ip in (("ann@acme.example", "81.2.69.142"), ("nobody@acme.example", "5.6.7.8")):
+        async with client_of(zeef, ip=ip) as browser:
             for _ in range(5):
                 wrong = await log_in(browser, email, "not the password at all, sorry")
                 assert wrong.status_code == 400
@@ -245,9 +248,10 @@ async def test_logins_and_failures_are_audited_with_truncated_addresses(
         ("login failed", "ann@acme.example", "81.2.0.0"),
         ("login", "ann@acme.example", "81.2.0.0"),
     ]
-    raw = Path(zeef.settings.database).read_bytes() + Path(
-        str(zeef.settings.database) + "-wal"
-    ).read_bytes()
+    raw = (
+        Path(zeef.settings.database).read_bytes()
+        + Path(str(zeef.settings.database) + "-wal").read_bytes()
+    )
     assert VISITOR.encode() not in raw and PASSWORD.encode() not in raw
     with sqlite3.connect(zeef.settings.database) as db:
         assert db.execute("SELECT COUNT(*) FROM login_failures").fetchone() == (0,)
