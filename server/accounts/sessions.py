@@ -52,9 +52,10 @@ class Sessions:
         the cookie's value and the session."""
         session_id = secrets.token_urlsafe(32)
         session = Session(_digest(session_id), user, secrets.token_urlsafe(32))
-        await self.storage.add_session(
-            session.id_hash, user.id, session.csrf_token, int(self.clock())
-        )
+        now = int(self.clock())
+        # Sessions left open (a closed browser) are deleted here, not only when next seen.
+        await self.storage.end_idle_sessions(now - self.idle)
+        await self.storage.add_session(session.id_hash, user.id, session.csrf_token, now)
         return self._signer("session").dumps(session_id), session
 
     async def find(self, cookie: str | None) -> Session | None:

@@ -43,7 +43,9 @@ DONE = {
     "revoked": N_("The API key was revoked; requests with it are refused from now on."),
     "customer-added": N_("The customer was added."),
     "password": N_("Your password was changed."),
+    "account": N_("Your settings were saved."),
 }
+LANGUAGE_NAMES = {"en": "English", "nl": "Nederlands", "es": "Español"}
 DROP_REASONS = {
     "bot": N_("a bot or crawler, not a person"),
     "unknown_site": N_("the event named a site Zeef does not know"),
@@ -78,6 +80,7 @@ class Admin:
             Route("/api-keys/{id:int}/revoke", self.key_revoke, methods=["POST"]),
             Route("/customers", self.customer_list, methods=["GET", "POST"]),
             Route("/audit-log", self.audit_page),
+            Route("/account", self.account, methods=["GET", "POST"]),
         ]
 
     # -- the frame ------------------------------------------------------------------------------
@@ -559,6 +562,28 @@ class Admin:
         entries = [{**row, "time": _time(row["at"])} for row in rows]
         context = {"entries": entries, "operator": principal.is_superuser}
         return self._render(request, session, "audit_log.html", context, "/audit-log")
+
+    # -- one's own account -----------------------------------------------------------------------
+
+    async def account(self, request: Request) -> Response:
+        session = await self.auth.session(request)
+        if session is None:
+            return RedirectResponse("/login?next=%2Faccount", status_code=303)
+        if session.user.must_change_password:
+            return RedirectResponse("/account/password", status_code=303)
+        if request.method == "POST":
+            form = await read_form(request)
+            if form is None or not await self.auth.csrf_ok(request, field(form, "csrf")):
+                return self.pages.error(request, 403)
+            language = field(form, "language")
+            if language not in ("", *LANGUAGE_NAMES):
+                return self.pages.error(request, 403)
+            await self.storage.update_user(
+                session.user.id, {"language": language or None}, end_sessions=False
+            )
+            return RedirectResponse("/account?done=account", status_code=303)
+        context = {"languages": LANGUAGE_NAMES, "subject": session.user}
+        return self._render(request, session, "account.html", context, "/account")
 
 
 def _time(ts: int) -> str:
