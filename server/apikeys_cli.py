@@ -31,6 +31,15 @@ def add_commands(commands: argparse._SubParsersAction, with_storage) -> None:  #
 
 async def _create(storage: Storage, args: argparse.Namespace) -> int:
     owner = apikeys.owner(args.email)
+    if await storage.user_by_email(owner) is None and await storage.users():
+        # A key reads what its owner's account may read; one for an address with no account
+        # would get the operator's reach, as keys made before accounts existed have.
+        print(
+            f"zeef: {owner} has no account, and a key acts for its owner's account: add them "
+            "first (`zeef user add EMAIL --customer NAME --role viewer`)",
+            file=sys.stderr,
+        )
+        return 2
     label = args.label.strip() if args.label and args.label.strip() else None
     key = apikeys.generate()
     key_id = await storage.create_api_key(

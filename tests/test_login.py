@@ -265,3 +265,22 @@ async def test_after_login_only_local_paths(zeef: Zeef, target: str) -> None:
     async with client_of(zeef) as browser:
         done = await log_in(browser, "ann@acme.example", next=target)
     assert done.headers["location"] == "/sites"
+
+
+async def test_a_users_language_setting_beats_the_browsers(zeef: Zeef) -> None:
+    await add_user(zeef, "ann@acme.example")
+    async with client_of(zeef) as browser:
+        await log_in(browser, "ann@acme.example")
+        english = {"accept-language": "en-GB,en;q=0.9"}
+        page = await browser.get("/account", headers=english)
+        assert page.headers["content-language"] == "en"
+        saved = await browser.post("/account", data={"csrf": csrf_of(page.text),
+                                                     "language": "nl"})  # fmt: skip
+        assert saved.status_code == 303
+        assert (await browser.get("/sites", headers=english)).headers["content-language"] == "nl"
+        refused = await browser.post("/account", data={"csrf": csrf_of(page.text),
+                                                       "language": "fr"})  # fmt: skip
+        assert refused.status_code == 403
+        page = await browser.get("/account", headers=english)
+        await browser.post("/account", data={"csrf": csrf_of(page.text), "language": ""})
+        assert (await browser.get("/sites", headers=english)).headers["content-language"] == "en"

@@ -112,3 +112,15 @@ def test_bad_user_commands_say_what_is_wrong(tmp_path: Path) -> None:
                    "--password-stdin")  # fmt: skip
     assert weak.returncode == 2 and "at least" in weak.stderr
     assert json.loads(zeef(tmp_path, "user", "list", "--json").stdout) == []
+
+
+def test_a_key_is_made_for_an_account_once_there_are_accounts(tmp_path: Path) -> None:
+    # Before accounts, a key for any address (the operator's scripts) is made as before.
+    assert zeef(tmp_path, "customer", "add", "Acme").returncode == 0
+    assert zeef(tmp_path, "apikey", "create", "ops@zeef.example").returncode == 0
+    added = zeef_in(tmp_path, GOOD + "\n", "user", "add", "ann@acme.example", "--customer",
+                    "Acme", "--role", "viewer", "--password-stdin")  # fmt: skip
+    assert added.returncode == 0
+    stranger = zeef(tmp_path, "apikey", "create", "someone@acme.example")
+    assert stranger.returncode == 2 and "has no account" in stranger.stderr
+    assert zeef(tmp_path, "apikey", "create", "ann@acme.example").returncode == 0
