@@ -66,7 +66,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     throttle = LoginThrottle(storage)
     auth = Auth(sessions, pages, settings)
     login = Login(storage, sessions, throttle, auth, pages, settings)
-    admin = Admin(storage, auth, pages, settings)
+    admin = Admin(storage, auth, pages, settings, clock or utc_now)
     keys = Keys(storage, RateLimiter(settings.api_rate_limit), auth.principal)
     rollups = RollupBuilder(storage, settings.rollup_interval, clock or utc_now)
     stats_api = StatsAPI(storage, keys.authorise, clock or utc_now)

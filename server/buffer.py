@@ -54,6 +54,7 @@ class EventBuffer:
         # Queued events at which add() looks closer: the flush size, or the room left.
         self._check_at = min(size, max_events)
         self._drops: Counter[tuple[int, str, str]] = Counter()
+        self._examples: dict[tuple[int, str, str], str] = {}
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
@@ -73,9 +74,15 @@ class EventBuffer:
         if self.pending >= self.max_events or self._bytes >= self.max_bytes:
             self._set_full()
 
-    def drop(self, site_id: int, reason: DropReason, when: datetime) -> None:
+    def drop(
+        self, site_id: int, reason: DropReason, when: datetime, example: str | None = None
+    ) -> None:
+        """Count a drop; `example` is what it was about (a page's host), the latest kept."""
         # Keyed by site, day and reason, so even a long overload keeps this counter small.
-        self._drops[(site_id, when.astimezone(UTC).date().isoformat(), reason.value)] += 1
+        key = (site_id, when.astimezone(UTC).date().isoformat(), reason.value)
+        self._drops[key] += 1
+        if example is not None:
+            self._examples[key] = example[:253]
 
     @property
     def pending(self) -> int:
@@ -96,6 +103,7 @@ class EventBuffer:
         async with self._lock:
             events, self._events = self._events, []
             drops, self._drops = self._drops, Counter()
+            examples, self._examples = self._examples, {}
             # Under the lock nothing else is being written, so every byte counted is this
             # flush's (events added from here on count on top). Sizes are not kept one by
             # one: a batch written frees its share of them.
@@ -111,8 +119,8 @@ class EventBuffer:
                     self._check_at = min(self.size, self.max_events - self._writing)
                     # One transaction: a batch's events and the drops are written together or
                     # not at all, so a retry never stores one twice (issue 14, fault 2).
-                    await self.storage.write_batch(batch, drops)
-                    drops = Counter()
+                    await self.storage.write_batch(batch, drops, examples)
+                    drops, examples = Counter(), {}
                     written += len(batch)
                     freed = left_bytes - (held_bytes * len(events) // held if held else 0)
                     self._bytes -= freed
@@ -128,6 +136,7 @@ class EventBuffer:
                 # loses nothing that a later flush can still write.
                 self._events[:0] = batch + events
                 self._drops.update(drops)
+                self._examples = {**examples, **self._examples}
                 raise
             finally:
                 self._writing = 0

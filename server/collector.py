@@ -178,7 +178,7 @@ class Collector:
             return DropReason.UNKNOWN_SITE
         if not _any_matches(location.host, sites):
             for site in sites:
-                self.buffer.drop(site.id, DropReason.DOMAIN_MISMATCH, now)
+                self.buffer.drop(site.id, DropReason.DOMAIN_MISMATCH, now, location.host)
             return DropReason.DOMAIN_MISMATCH
         if headers.get(b"sec-gpc") == b"1" or headers.get(b"dnt") == b"1":
             honouring = [site for site in sites if site.honour_dnt]

@@ -95,7 +95,8 @@ class MetadataStore(Protocol):
         ...
 
     async def latest_drops(self, site_id: int, since: str) -> list[dict[str, Any]]:
-        """Drop counts (day, reason, count) from the UTC day `since` on, newest first."""
+        """Drop counts (day, reason, count, example) from the UTC day `since` on, newest
+        first."""
         ...
 
     async def delete_empty_site(self, site_id: int) -> bool:
@@ -217,9 +218,15 @@ class AccountStore(Protocol):
 
 
 class EventStore(Protocol):
-    async def write_batch(self, events: Sequence[Event], drops: DropCounts) -> None:
+    async def write_batch(
+        self,
+        events: Sequence[Event],
+        drops: DropCounts,
+        examples: Mapping[tuple[int, str, str], str] | None = None,
+    ) -> None:
         """Store a flush's events, the visits they open or extend and the drop counts
-        together, or none of them."""
+        together, or none of them. `examples`: what some drops were about (a host), by the
+        same key as `drops`."""
         ...
 
     async def site_totals(self, query: Query) -> dict[str, float | None]:

@@ -15,7 +15,7 @@ import multiprocessing
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, replace
 from importlib import resources
@@ -193,8 +193,10 @@ ORDER BY day, category
 """
 
 ADD_DROPS = """
-INSERT INTO drops (site_id, day, reason, count) VALUES (:site_id, :day, :reason, :count)
-ON CONFLICT (site_id, day, reason) DO UPDATE SET count = count + excluded.count
+INSERT INTO drops (site_id, day, reason, count, example)
+VALUES (:site_id, :day, :reason, :count, :example)
+ON CONFLICT (site_id, day, reason) DO UPDATE SET
+    count = count + excluded.count, example = COALESCE(excluded.example, example)
 """
 
 SITE_DROPS = """
@@ -269,7 +271,7 @@ WHERE site_id = :site_id ORDER BY ts DESC LIMIT :limit
 """
 
 LATEST_DROPS = """
-SELECT day, reason, count FROM drops WHERE site_id = :site_id AND day >= :since
+SELECT day, reason, count, example FROM drops WHERE site_id = :site_id AND day >= :since
 ORDER BY day DESC, count DESC
 """
 
@@ -581,7 +583,12 @@ class SQLiteStorage(AccountTables):
     async def set_honour_dnt(self, site_id: int, honour: bool) -> None:
         await self._execute("UPDATE sites SET honour_dnt = ? WHERE id = ?", (int(honour), site_id))
 
-    async def write_batch(self, events: Sequence[Event], drops: DropCounts) -> None:
+    async def write_batch(
+        self,
+        events: Sequence[Event],
+        drops: DropCounts,
+        examples: Mapping[tuple[int, str, str], str] | None = None,
+    ) -> None:
         """A flush: the batch's events, consented visitors and drop counts, in one transaction,
         so a failure leaves none of them written and the retry cannot store any twice."""
         if not events and not drops:
@@ -594,10 +601,12 @@ class SQLiteStorage(AccountTables):
                 await conn.executemany(INSERT_EVENT, [_event_row(event) for event in events])
                 await self._add_consented_visitors(conn, events, created)
             if drops:
+                seen = examples or {}
                 rows = [
-                    {"site_id": site_id, "day": day, "reason": reason, "count": count}
+                    {"site_id": site_id, "day": day, "reason": reason, "count": count,
+                     "example": seen.get((site_id, day, reason))}
                     for (site_id, day, reason), count in drops.items()
-                ]
+                ]  # fmt: skip
                 await conn.executemany(ADD_DROPS, rows)
 
         await self.writer.run(job)

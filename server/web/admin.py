@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import zoneinfo
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -59,11 +60,20 @@ TIMEZONES = sorted(zoneinfo.available_timezones())
 
 
 class Admin:
-    def __init__(self, storage: Storage, auth: Auth, pages: Pages, settings: Settings) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        auth: Auth,
+        pages: Pages,
+        settings: Settings,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.storage = storage
         self.auth = auth
         self.pages = pages
         self.settings = settings
+        # The data's clock (tests set it), for what "the last 7 days" means.
+        self.clock = clock
 
     def routes(self) -> list[Route]:
         return [
@@ -271,7 +281,7 @@ class Admin:
                 )
             error = error or _("Choose whether to honour Do Not Track.")
         hits = await self.storage.latest_hits(site.id, 10)
-        since = (datetime.now(UTC) - timedelta(days=7)).date().isoformat()
+        since = (self.clock() - timedelta(days=7)).astimezone(UTC).date().isoformat()
         drops = await self.storage.latest_drops(site.id, since)
         principal = Principal.of_user(session.user)
         context = {
@@ -280,14 +290,19 @@ class Admin:
             "timezones": TIMEZONES,
             "public_url": self.settings.public_url,
             "hits": [{**hit, "time": _time(hit["ts"])} for hit in hits],
-            "drops": [
-                {**drop, "why": _(DROP_REASONS.get(drop["reason"], drop["reason"]))}
-                for drop in drops
-            ],
+            "drops": [{**drop, "why": self._why(request, drop)} for drop in drops],
             "consent_log": may(principal, Action.VIEW_CONSENT_LOG, site.customer_id),
         }
         status = 400 if error else 200
         return self._render(request, session, "site_settings.html", context, "/sites", status)
+
+    def _why(self, request: Request, drop: dict[str, Any]) -> str:
+        _ = self.pages.gettext(request)
+        if drop["reason"] == "domain_mismatch" and drop["example"]:
+            return _("the page's host, %(host)s, does not belong to this site") % {
+                "host": drop["example"]
+            }
+        return _(DROP_REASONS.get(drop["reason"], drop["reason"]))
 
     async def site_delete(self, request: Request) -> Response:
         site = await self._site(request)

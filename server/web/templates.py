@@ -51,8 +51,10 @@ def N_(message: str) -> str:
 
 # error.html's words for the statuses routes answer with a page; `Pages.error` picks them.
 ERRORS = {
+    400: (N_("That did not work"), N_("The form was not filled in as needed.")),
     403: (N_("Not allowed"), N_("Your account does not have access to this page.")),
     404: (N_("Page not found"), N_("There is no page at this address.")),
+    409: (N_("Not possible now"), N_("This cannot be done in the state things are in.")),
     429: (N_("Too many attempts"), N_("Wait a minute, then try again.")),
 }
 
