@@ -160,3 +160,22 @@ async def test_the_operator_adds_customers_and_reads_the_whole_audit_log(zeef: Z
         assert own.status_code == 200 and "Beta" not in own.text
         assert "op@zeef.example" not in own.text
     assert PASSWORD not in str(zeef.rows("SELECT * FROM audit_log"))
+
+
+async def test_an_admin_blocks_and_unblocks_a_user_of_their_customer(zeef: Zeef) -> None:
+    await add_user(zeef, "ann@acme.example")
+    vic = await add_user(zeef, "vic@acme.example", "viewer")
+    admin, token = await logged_in(zeef, "ann@acme.example")
+    async with aclosing(admin), client_of(zeef) as viewer:
+        assert (await log_in(viewer, "vic@acme.example")).status_code == 303
+        blocked = await admin.post(f"/users/{vic.id}/block", data={"csrf": token})
+        assert blocked.headers["location"] == f"/users/{vic.id}?done=blocked"
+        assert "Blocked" in (await admin.get(f"/users/{vic.id}")).text
+        assert (await viewer.get("/sites")).headers["location"].startswith("/login")
+        assert (await log_in(viewer, "vic@acme.example")).status_code == 403
+        await admin.post(f"/users/{vic.id}/unblock", data={"csrf": token})
+        assert (await log_in(viewer, "vic@acme.example")).status_code == 303
+        removed = await admin.post(f"/users/{vic.id}/remove", data={"csrf": token})
+        assert removed.headers["location"] == "/users?done=removed"
+        assert (await viewer.get("/sites")).headers["location"].startswith("/login")
+    assert zeef.rows("SELECT email FROM users") == [{"email": "ann@acme.example"}]

@@ -30,7 +30,7 @@ from server.config import Settings
 from server.sites import add_site
 from server.storage import open_storage
 
-from .conftest import CHROME
+from .conftest import CHROME, _database_threads
 from .live import _free_port
 
 PASSWORD = "correct horse battery staple"
@@ -83,9 +83,17 @@ def traffic(url: str) -> None:
         http.post("/api/consent", content=json.dumps(decision), headers=headers)
 
 
+@pytest.fixture(autouse=True)
+def no_connection_left_open() -> Iterator[None]:
+    """The module's live server opens readers as requests come and keeps them across tests;
+    `live` checks at its end that the server closed every one (conftest's check, per module)."""
+    yield
+
+
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     """The real app under a real uvicorn on a free port, in a thread, with the data above."""
+    before = _database_threads()
     database = tmp_path_factory.mktemp("admin") / "zeef.sqlite3"
     # In a thread of its own: Playwright's sync API may hold this thread's event loop already.
     with ThreadPoolExecutor(1) as pool:
@@ -108,6 +116,11 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     yield Live(url, ids)
     server.should_exit = True
     thread.join(timeout=15)
+    assert not thread.is_alive(), "uvicorn did not stop"
+    deadline = time.monotonic() + 2
+    while (left := _database_threads() - before) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not left, f"{len(left)} database connection(s) left open by the live server"
 
 
 class Visit:

@@ -23,6 +23,7 @@ from server.config import Settings
 from server.sites import add_site
 from server.storage import open_storage
 
+from .conftest import _database_threads
 from .live import _free_port
 
 PASSWORD = "correct horse battery staple"
@@ -55,8 +56,16 @@ async def block(database: Path, email: str) -> None:
         await storage.close()
 
 
+@pytest.fixture(autouse=True)
+def no_connection_left_open() -> Iterator[None]:
+    """The module's live server opens readers as requests come and keeps them across tests;
+    `live` checks at its end that the server closed every one (conftest's check, per module)."""
+    yield
+
+
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    before = _database_threads()
     database = tmp_path_factory.mktemp("login") / "zeef.sqlite3"
     with ThreadPoolExecutor(1) as pool:
         pool.submit(asyncio.run, seed(database)).result()
@@ -73,6 +82,11 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]
     yield f"http://127.0.0.1:{port}", database
     server.should_exit = True
     thread.join(timeout=15)
+    assert not thread.is_alive(), "uvicorn did not stop"
+    deadline = time.monotonic() + 2
+    while (left := _database_threads() - before) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not left, f"{len(left)} database connection(s) left open by the live server"
 
 
 def open_tab(browser: Any, url: str) -> tuple[Any, Any, list[str]]:
