@@ -327,6 +327,30 @@ def test_the_previews_show_the_banner_and_keep_nothing(
     visit.check()
     visit.close()
 
+    # Saved in the browser: a wrong line comes back marked, then the preview shows the change
+    # at once (the banner fetches its config past the five-minute cache).
+    visit = Visit(browser, live, screenshots, ADMIN)
+    page = visit.page
+    visit.open(f"/sites/{SITE}/consent")
+    page.check("#category-marketing")
+    page.fill("#controller", "Acme Bakkerij B.V.")
+    page.fill("#cookies", "marketing:_fbp:3 months:Meta's advertising\nsocial:_tw")
+    page.click("text=Save settings")
+    error = page.locator("#cookies-error")
+    assert "Line 2:" in error.inner_text()
+    assert page.locator("#controller").input_value() == "Acme Bakkerij B.V."
+    page.frame_locator("iframe[src$='lang=es']").locator("zeef-consent .first").wait_for()
+    page.wait_for_timeout(300)  # the banners' 0.2 s slide-in
+    visit.shot("consent-settings-error")
+    visit.console.clear()  # Chromium logs the 400 itself as an error
+    page.fill("#cookies", "marketing:_fbp:3 months:Meta's advertising")
+    page.click("text=Save settings")
+    page.wait_for_url("**/consent?done=consent-saved")
+    frame = page.frame_locator("iframe[src$='lang=es']")
+    assert "Acme Bakkerij B.V." in frame.locator("zeef-consent .first p").inner_text()
+    visit.check()
+    visit.close()
+
     # The preview on its own, as "Open full size" shows it.
     visit = Visit(browser, live, screenshots, ADMIN)
     visit.open(f"/sites/{SITE}/consent/preview?lang=nl")
