@@ -159,6 +159,7 @@ INVALID = {
     "lifetime-zero": ({"lifetime_months": "0"}, "1 to 13 months"),
     "lifetime-fourteen": ({"lifetime_months": "14"}, "1 to 13 months"),
     "lifetime-words": ({"lifetime_months": "six"}, "1 to 13 months"),
+    "lifetime-superscript": ({"lifetime_months": "\u00b2"}, "1 to 13 months"),
     "policy-ftp": ({"policy_url": "ftp://acme.example/privacy"}, "starting with https://"),
     "policy-spaces": ({"policy_url": "https://acme.example/a b"}, "starting with https://"),
     "controller-long": ({"controller": "x" * 201}, "under 200 characters"),

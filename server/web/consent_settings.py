@@ -148,7 +148,8 @@ class ConsentSettings(Admin):
         errors: dict[str, str] = {}
         months = form["lifetime_months"].strip()
         lifetime = config.lifetime_days
-        if not months.isdigit() or not 1 <= int(months) <= MAX_MONTHS:
+        # [0-9], not isdigit(): "²" is a digit to Python that int() refuses.
+        if not re.fullmatch(r"[0-9]{1,2}", months) or not 1 <= int(months) <= MAX_MONTHS:
             errors["lifetime"] = _("Choose how long a decision holds: 1 to 13 months.")
         elif int(months) != _months(config.lifetime_days):  # an unchanged 90 days stays 90
             lifetime = round(int(months) * DAYS_A_MONTH)
