@@ -26,6 +26,9 @@
   // Primary subtag of the page's language, then the browser's; the server falls back to en.
   const lang = (html.lang || navigator.language || 'en').split('-')[0].toLowerCase()
   const gpc = !!navigator.globalPrivacyControl
+  // The admin's preview (data-preview): both layers work, but nothing is read, stored, sent,
+  // told or unblocked, so a preview never becomes a decision or touches a cookie.
+  const preview = script.hasAttribute('data-preview')
   const COOKIE = 'zeef_consent'
   const VISITOR = 'zeef_id'
   const DAY = 86400
@@ -33,7 +36,7 @@
   const listeners = []
 
   let config // the site's config, once fetched
-  let stored = readStored() // the decision found in the cookie, still valid or not
+  let stored = preview ? null : readStored() // the decision in the cookie, valid or not
   let state = null // the decision in force on this page: {id, r, c, t, e}
   let told = false // whether the tracker has been told about analytics consent on this page
   let ui // the banner's elements, built once config and stylesheet are in
@@ -197,6 +200,7 @@
   // accept_all, reject_all or custom (the preferences' switches). A change that takes back
   // anything is a withdrawal; a new answer after a new revision or expiry is a renewal.
   function decide(choice) {
+    if (preview) return show(0)
     const previous = state
     const ids = config.categories
       .filter((c) =>
@@ -393,14 +397,18 @@
   })
 
   const query = '?site=' + encodeURIComponent(site) + '&lang=' + encodeURIComponent(lang)
-  fetch(origin + '/consent/config' + query, { credentials: 'omit' })
+  // A preview wants the config just saved, not one cached for five minutes.
+  fetch(origin + '/consent/config' + query, {
+    credentials: 'omit',
+    cache: preview ? 'no-store' : 'default',
+  })
     .then((response) => {
       if (!response.ok) throw new Error('zeef consent: ' + response.status + ' for ' + site)
       return response.json()
     })
     .then((loaded) => {
       config = loaded
-      if (config.consent_mode_v2) {
+      if (config.consent_mode_v2 && !preview) {
         // Everything denied until the visitor answers; apply() sends the answer in force.
         const denied = 'denied'
         gtag('consent', 'default', {
