@@ -196,7 +196,7 @@ async def test_the_layout_shows_the_user_menu_navigation_and_messages(
     html = (await client.get("/page/password")).text
     assert '<form method="post" action="/logout">' in html
     assert '<input type="hidden" name="csrf" value="token-123">' in html
-    assert ">ada@example.com</span>" in html
+    assert ">ada@example.com</a>" in html
     assert '<a href="/admin/users" aria-current="page">' in html
     assert '<a href="/admin/sites">Sites</a>' in html
     assert '<p class="message message-success" role="status">' in html
