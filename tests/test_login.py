@@ -113,31 +113,70 @@ async def test_cookies_are_secure_over_https_and_through_a_trusted_proxy(zeef: Z
 
 
 async def test_every_form_without_its_csrf_token_is_refused(zeef: Zeef) -> None:
-    await add_user(zeef, "ann@acme.example")
+    """Every POST route of the pages, found in the app's routes (so a new form is covered),
+    with no token and with a forged one, by the operator's superuser who may post them all."""
+    from starlette.routing import Route
+
+    from server import apikeys
+
+    storage = zeef.app.state.storage
+    await add_user(zeef, "op@zeef.example", "superuser")
+    vic = await add_user(zeef, "vic@acme.example", "viewer")
+    [acme] = await storage.customers()
+    site = await storage.add_site("acme.example", "UTC", 0)
+    await storage.set_site_customer(site.id, acme["id"])
+    secret = apikeys.generate()
+    key_id = await storage.create_api_key("vic@acme.example", None, apikeys.shown_prefix(secret),
+                                          apikeys.digest(secret), 0)  # fmt: skip
+    link = await users.password_link(storage, vic, "http://zeef.test")
+    values = {"domain": "acme.example", "token": link.rsplit("/", 1)[1]}
+    apis = {"/api/event", "/api/consent", "/api/v2/query"}  # APIs: no cookie, no form
+    forms = []
+    for route in zeef.app.router.routes:
+        if isinstance(route, Route) and "POST" in (route.methods or ()) and route.path not in apis:
+            for change in ("role", "block", "unblock", "reset", "remove"):
+                ids = {"id": str(key_id if route.path.startswith("/api-keys") else vic.id)}
+                path = route.path.replace("{id:int}", ids["id"]).replace("{change}", change)
+                for name, value in values.items():
+                    path = path.replace("{" + name + "}", value)
+                forms.append(path)
+                if "{change}" not in route.path:
+                    break
+    assert len(forms) >= 17, forms
+
     async with client_of(zeef) as browser:
         await browser.get("/login")
-        no_token = await browser.post("/login", data={"email": "ann@acme.example",
+        no_token = await browser.post("/login", data={"email": "op@zeef.example",
                                                       "password": PASSWORD})  # fmt: skip
         assert no_token.status_code == 403
-        assert (await log_in(browser, "ann@acme.example")).status_code == 303
-        forms = [
-            ("/logout", {}),
-            ("/account/password", {"current_password": PASSWORD, "new_password": "x" * 20,
-                                   "repeat_password": "x" * 20}),
-            ("/sites", {"domain": "new.example", "timezone": "UTC"}),
-            ("/users", {"email": "new@acme.example", "role": "viewer"}),
-            ("/api-keys", {"label": "grafana"}),
-        ]  # fmt: skip
-        for path, data in forms:
+        assert (await log_in(browser, "op@zeef.example")).status_code == 303
+        before = zeef.rows("SELECT * FROM users"), zeef.rows("SELECT * FROM api_keys")
+        for path in forms:
+            data = {
+                "email": "new@acme.example",
+                "password": PASSWORD,
+                "role": "admin",
+                "domain": "new.example",
+                "timezone": "UTC",
+                "name": "Gamma",
+                "label": "x",
+                "confirm": "acme.example",
+                "current_password": PASSWORD,
+                "new_password": "x" * 20,
+                "repeat_password": "x" * 20,
+                "language": "nl",
+            }
             for token in (None, "forged"):
                 sent = data if token is None else {**data, "csrf": token}
                 answer = await browser.post(path, data=sent)
                 assert answer.status_code == 403, (path, token, answer.status_code)
         # Still logged in, and nothing was changed.
         assert (await browser.get("/users")).status_code == 200
-    names = [row["domain"] for row in zeef.rows("SELECT domain FROM sites")]
-    assert "new.example" not in names
-    assert zeef.rows("SELECT * FROM api_keys") == []
+    assert (zeef.rows("SELECT * FROM users"), zeef.rows("SELECT * FROM api_keys")) == before
+    assert [r["domain"] for r in zeef.rows("SELECT domain FROM sites ORDER BY domain")] == [
+        "acme.example", "example.com"]  # fmt: skip
+    assert zeef.rows("SELECT name FROM customers") == [{"name": "Acme"}]
+    assert zeef.rows("SELECT * FROM consent_configs") == []
 
 
 async def test_five_failures_throttle_an_account_and_an_unknown_one_alike(zeef: Zeef) -> None:

@@ -130,11 +130,23 @@ def test_a_wrong_password_then_the_right_one(
     page.click("button[type=submit]")
     page.wait_for_url(f"{url}/sites")
     assert "acme.example" in page.inner_text("main")
+    # One's own account, from the menu: the language setting.
+    page.click("header >> text=ann@acme.example")
+    page.wait_for_url(f"{url}/account")
+    page.select_option("#language", "nl")
+    page.click("main button[type=submit]")
+    page.wait_for_url(f"{url}/account?done=account")
+    assert page.locator("html").get_attribute("lang") == "nl"
+    page.screenshot(path=str(screenshots / "account-nl.png"))
+    page.select_option("#language", "")
+    page.click("main button[type=submit]")
+    page.wait_for_url(f"{url}/account?done=account")
+    assert page.locator("html").get_attribute("lang") == "en"
     cookies = {c["name"]: c for c in context.cookies()}
     assert cookies["zeef_session"]["httpOnly"] and cookies["zeef_session"]["expires"] == -1
     assert cookies["zeef_session"]["sameSite"] == "Lax"
     # Logging out from the menu ends the session.
-    page.click("text=Log out")
+    page.click("header >> text=Log out")
     page.wait_for_url(f"{url}/login")
     page.goto(f"{url}/users")
     assert page.url.startswith(f"{url}/login")
