@@ -12,7 +12,6 @@ from datetime import timedelta
 from . import (
     apikeys_cli,
     consent_cli,
-    customers,
     customers_cli,
     goals_cli,
     keys,
@@ -21,6 +20,7 @@ from . import (
     stats_cli,
     users_cli,
 )
+from .accounts import customers
 from .accounts.users import UnknownUser
 from .config import ConfigError, Settings, load_settings
 from .events import DropReason

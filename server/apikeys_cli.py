@@ -9,7 +9,7 @@ import time
 from dataclasses import asdict
 from datetime import UTC, datetime
 
-from . import apikeys
+from .accounts import apikeys
 from .storage import Storage
 
 

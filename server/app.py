@@ -14,9 +14,9 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from . import assets, openapi
+from .accounts.apikeys import Keys, RateLimiter
 from .accounts.sessions import Sessions
 from .accounts.throttle import LoginThrottle
-from .apikeys import Keys, RateLimiter
 from .buffer import EventBuffer
 from .collector import Clock, Collector
 from .config import Settings, load_settings

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from . import customers
+from .accounts import customers
 from .storage import CustomerExists, Storage
 
 Command = Callable[[Storage, argparse.Namespace], Awaitable[int]]

@@ -1,7 +1,7 @@
 """The Stats API, version 1, as Plausible's: the same paths, parameters and answers, so a script
 or client library written for Plausible reads Zeef by changing its base URL and key.
 
-Every route: key (apikeys.py), site, Query from the parameters, the report engine, JSON.
+Every route: key (accounts/apikeys.py), site, Query from the parameters, the report engine, JSON.
 """
 
 from __future__ import annotations

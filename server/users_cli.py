@@ -11,8 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
-from . import customers
-from .accounts import audit, users
+from .accounts import audit, customers, users
 from .accounts.users import WeakPassword
 from .config import load_settings
 from .storage import Storage, UserExists

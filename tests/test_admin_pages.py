@@ -23,8 +23,7 @@ import httpx
 import pytest
 import uvicorn
 
-from server import customers
-from server.accounts import audit, users
+from server.accounts import audit, customers, users
 from server.app import create_app
 from server.config import Settings
 from server.sites import add_site

@@ -19,8 +19,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from server import apikeys
-from server.apikeys import RateLimiter, api_key_for
+from server.accounts import apikeys
+from server.accounts.apikeys import RateLimiter, api_key_for
 from server.storage import Storage, open_storage
 
 from .conftest import Zeef

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from server.accounts import audit, users
+from server.accounts.customers import add_customer
 from server.config import Settings
-from server.customers import add_customer
 
 from .conftest import Clock, Zeef, start
 
@@ -117,7 +117,7 @@ async def test_every_form_without_its_csrf_token_is_refused(zeef: Zeef) -> None:
     with no token and with a forged one, by the operator's superuser who may post them all."""
     from starlette.routing import Route
 
-    from server import apikeys
+    from server.accounts import apikeys
 
     storage = zeef.app.state.storage
     await add_user(zeef, "op@zeef.example", "superuser")

@@ -11,9 +11,8 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from server import apikeys
-from server.accounts import audit, users
-from server.customers import add_customer
+from server.accounts import apikeys, audit, users
+from server.accounts.customers import add_customer
 from server.events import ConsentRecord
 from server.sites import add_site
 

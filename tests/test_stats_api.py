@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from server import apikeys
+from server.accounts import apikeys
 from server.config import Settings
 
 from .conftest import Clock, Zeef, start

@@ -18,8 +18,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from .. import apikeys, customers, sites
-from ..accounts import audit, users
+from .. import sites
+from ..accounts import apikeys, audit, customers, users
 from ..accounts.permissions import Action, Principal, may
 from ..accounts.sessions import Session
 from ..accounts.users import User

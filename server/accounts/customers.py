@@ -7,7 +7,7 @@ import time
 import unicodedata
 from typing import Any
 
-from .storage import Storage
+from ..storage import Storage
 
 MAX_NAME = 100
 

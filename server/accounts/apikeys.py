@@ -18,8 +18,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from .accounts.permissions import Principal
-from .storage import MetadataStore
+from ..storage import MetadataStore
+from .permissions import Principal
 
 PREFIX = "zeef_"
 log = logging.getLogger("zeef.api")
