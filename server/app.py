@@ -32,6 +32,7 @@ from .stats_api_v2 import StatsAPIv2
 from .storage import open_storage
 from .web.admin import Admin
 from .web.auth import Auth
+from .web.dashboard import Dashboard
 from .web.consent_settings import ConsentSettings
 from .web.login import Login
 from .web.templates import Pages
@@ -132,6 +133,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             Route("/api/openapi.json", openapi.serve),
             *login.routes(),
             *admin.routes(),
+            *Dashboard(admin).routes(),
             *ConsentSettings(storage, auth, pages, settings).routes(),
             pages.static_route(),
         ],

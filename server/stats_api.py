@@ -6,7 +6,7 @@ Every route: key (accounts/apikeys.py), site, Query from the parameters, the rep
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -79,33 +79,7 @@ class StatsAPI:
     # -- parameters -------------------------------------------------------------------------
 
     def _query(self, request: Request, site: Any) -> Query:
-        params = request.query_params
-        period = params.get("period", "30d")
-        raw_date = params.get("date")
-        anchor = first = last = None
-        if period == "custom":
-            if not raw_date or "," not in raw_date:
-                raise BadRequest("period=custom needs date=YYYY-MM-DD,YYYY-MM-DD")
-            first, last = (_date(part) for part in raw_date.split(",", 1))
-        elif raw_date:
-            anchor = _date(raw_date)
-        if period == "realtime":
-            return Query.realtime(site, self.clock())
-        interval = params.get("interval")
-        if interval is not None:
-            if interval not in V1_INTERVALS:
-                raise BadRequest(f"interval must be one of {', '.join(V1_INTERVALS)}")
-            interval = V1_INTERVALS[interval]
-        query = Query.for_period(
-            site, period, self.clock(), anchor=anchor, first=first, last=last,
-            filters=parse_v1(params.get("filters", "")), interval=interval,
-        )  # fmt: skip
-        compare = params.get("compare")
-        if compare:
-            if compare not in ("previous_period", "year_over_year"):
-                raise BadRequest("compare must be previous_period or year_over_year")
-            query = query.compared(compare)
-        return query
+        return query_from_params(request.query_params, site, self.clock())
 
     def _metrics(self, request: Request, default: str = "visitors") -> list[str]:
         raw = request.query_params.get("metrics", default)
@@ -160,6 +134,37 @@ class StatsAPI:
         rows = await reports.breakdown(self.storage, query, prop, names, goals, window)
         key = _result_key(prop)
         return {"results": [{key: r.pop("value"), **r} for r in rows]}
+
+
+def query_from_params(params: Mapping[str, str], site: Site, now: datetime) -> Query:
+    """The Query that v1's parameters (period, date, filters, interval, compare) describe: the
+    Stats API's, and the dashboard's, so both read the same period the same way."""
+    period = params.get("period", "30d")
+    raw_date = params.get("date")
+    anchor = first = last = None
+    if period == "custom":
+        if not raw_date or "," not in raw_date:
+            raise BadRequest("period=custom needs date=YYYY-MM-DD,YYYY-MM-DD")
+        first, last = (_date(part) for part in raw_date.split(",", 1))
+    elif raw_date:
+        anchor = _date(raw_date)
+    if period == "realtime":
+        return Query.realtime(site, now)
+    interval = params.get("interval")
+    if interval is not None:
+        if interval not in V1_INTERVALS:
+            raise BadRequest(f"interval must be one of {', '.join(V1_INTERVALS)}")
+        interval = V1_INTERVALS[interval]
+    query = Query.for_period(
+        site, period, now, anchor=anchor, first=first, last=last,
+        filters=parse_v1(params.get("filters", "")), interval=interval,
+    )  # fmt: skip
+    compare = params.get("compare")
+    if compare:
+        if compare not in ("previous_period", "year_over_year"):
+            raise BadRequest("compare must be previous_period or year_over_year")
+        query = query.compared(compare)
+    return query
 
 
 def no_site() -> JSONResponse:

@@ -19,12 +19,13 @@ from server.sites import add_site
 from .conftest import Zeef
 from .test_login import PASSWORD, client_of, log_in
 
-RESOURCES = ("stats", "settings", "user", "consent log", "api key")
+RESOURCES = ("stats", "dashboard", "settings", "user", "consent log", "api key")
 # (principal, resource) -> (answer for Acme's object, answer for Beta's). "login": a redirect to
 # the login page; 401: the Stats API's refusal without a valid key or session.
 MATRIX = {
     "anonymous": {r: ("login", "login") for r in RESOURCES} | {"stats": (401, 401)},
-    "viewer": {"stats": (200, 404), "settings": (403, 404), "user": (403, 404),
+    "viewer": {"stats": (200, 404), "dashboard": (200, 404), "settings": (403, 404),
+               "user": (403, 404),
                "consent log": (403, 404), "api key": (403, 404)},
     "admin": {r: (200, 404) for r in RESOURCES},
     "superuser": {r: (200, 200) for r in RESOURCES},
@@ -95,6 +96,7 @@ async def world(zeef: Zeef) -> AsyncIterator[World]:
     paths = {
         "stats": tuple(f"/api/v1/stats/aggregate?site_id={d}"
                        for d in ("acme.example", "beta.example")),
+        "dashboard": ("/sites/acme.example", "/sites/beta.example"),
         "settings": ("/sites/acme.example/settings", "/sites/beta.example/settings"),
         "user": (f"/users/{vic['id']}", f"/users/{ben.id}"),
         "consent log": ("/sites/acme.example/consent-log", "/sites/beta.example/consent-log"),

@@ -8,17 +8,19 @@ exactly as one that does not exist.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import zoneinfo
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from babel.numbers import format_decimal
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from .. import sites
+from .. import reports, sites
 from ..accounts import apikeys, audit, customers, users
 from ..accounts.permissions import Action, Principal, may
 from ..accounts.sessions import Session
@@ -26,10 +28,11 @@ from ..accounts.users import User
 from ..config import Settings
 from ..events import Site
 from ..privacy import client_label
+from ..reports.query import Query
 from ..storage import CustomerExists, SiteExists, Storage, UserExists
 from .auth import Auth
 from .forms import field, read_form
-from .templates import N_, Pages
+from .templates import N_, Pages, language
 
 # Messages after a redirect, named in the query string (?done=...), so a reload does not post
 # the form again and no text from the URL is ever shown.
@@ -194,10 +197,12 @@ class Admin:
                 )
         names = await self.storage.site_customers()
         visible = await self._visible_sites(principal)
+        today = await self._visitors_today(visible, language(request))
         context = {
             "sites": [
                 {
                     "domain": site.domain,
+                    "today": today[site.id],
                     "timezone": site.timezone,
                     "customer": names.get(site.id) if principal.is_superuser else None,
                     "manage": may(principal, Action.MANAGE_SITE, site.customer_id),
@@ -214,6 +219,18 @@ class Admin:
         }
         status = 400 if error else 200
         return self._render(request, session, "sites.html", context, "/sites", status)
+
+    async def _visitors_today(self, found: list[Site], lang: str) -> dict[int, str]:
+        """Each site's visitors today, in its own time zone, from the report engine."""
+        now = self.clock()
+        totals = await asyncio.gather(*(
+            reports.aggregate(self.storage, Query.for_period(site, "day", now), ["visitors"])
+            for site in found
+        ))  # fmt: skip
+        return {
+            site.id: format_decimal(total["visitors"] or 0, locale=lang)
+            for site, total in zip(found, totals, strict=True)
+        }
 
     async def _add_site(
         self, request: Request, session: Session, principal: Principal, form: dict[str, str]

@@ -1,0 +1,320 @@
+"""A site's dashboard: `/sites/DOMAIN`, the statistics at a glance.
+
+Route -> permission (Auth.guard) -> Query from the same parameters as the Stats API
+(stats_api.query_from_params) -> the one report engine -> template. So the page's figures are
+the API's figures for the same query string.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from babel.dates import format_date, format_datetime
+from babel.numbers import format_decimal
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .. import reports
+from ..accounts.permissions import Action, Principal, may
+from ..reports import metrics as metric
+from ..reports.filters import FilterError
+from ..reports.query import Query, QueryError
+from ..stats_api import BadRequest, query_from_params
+from .admin import Admin
+from .chart import build_chart
+from .templates import N_, language
+
+# The top line, in Plausible's order; each can be charted.
+TOP_LINE = (
+    ("visitors", N_("Unique visitors")),
+    ("visits", N_("Total visits")),
+    ("pageviews", N_("Total pageviews")),
+    ("views_per_visit", N_("Views per visit")),
+    ("bounce_rate", N_("Bounce rate")),
+    ("visit_duration", N_("Visit duration")),
+    ("scroll_depth", N_("Scroll depth")),
+)
+# Periods the picker offers, as the Stats API names them.
+PERIODS = (
+    ("day", N_("Today")),
+    ("7d", N_("Last 7 days")),
+    ("28d", N_("Last 28 days")),
+    ("30d", N_("Last 30 days")),
+    ("91d", N_("Last 91 days")),
+    ("month", N_("This month")),
+    ("12mo", N_("Last 12 months")),
+    ("year", N_("This year")),
+    ("all", N_("All time")),
+)
+COMPARISONS = (
+    ("", N_("No comparison")),
+    ("previous_period", N_("Previous period")),
+    ("year_over_year", N_("Year over year")),
+)
+# Panels: a heading, and tabs of (dimension, tab label, column label).
+PANELS = (
+    (N_("Top pages"), (("event:page", N_("Pages"), N_("Page")),
+                       ("visit:entry_page", N_("Entry pages"), N_("Entry page")),
+                       ("visit:exit_page", N_("Exit pages"), N_("Exit page")))),
+    (N_("Top sources"), (("visit:source", N_("Sources"), N_("Source")),
+                         ("visit:channel", N_("Channels"), N_("Channel")),
+                         ("visit:utm_campaign", N_("Campaigns"), N_("Campaign")))),
+    (N_("Locations"), (("visit:country", N_("Countries"), N_("Country")),
+                       ("visit:region", N_("Regions"), N_("Region")),
+                       ("visit:city", N_("Cities"), N_("City")))),
+    (N_("Devices"), (("visit:browser", N_("Browsers"), N_("Browser")),
+                     ("visit:os", N_("Operating systems"), N_("Operating system")),
+                     ("visit:device", N_("Devices"), N_("Device")))),
+)  # fmt: skip
+PANEL_ROWS = 9
+
+
+@dataclass(frozen=True)
+class Chip:
+    label: str
+    remove_url: str
+
+
+class Dashboard:
+    def __init__(self, admin: Admin) -> None:
+        # The admin pages' frame: the same navigation, permission check and clock.
+        self.admin = admin
+        self.storage = admin.storage
+        self.pages = admin.pages
+
+    def routes(self) -> list[Route]:
+        return [Route("/sites/{domain}", self.site)]
+
+    async def site(self, request: Request) -> Response:
+        site = await self.admin._site(request)
+        session, refused = await self.admin._enter(
+            request, Action.VIEW_STATS, site.customer_id if site else None
+        )
+        if refused is not None:
+            return refused
+        if site is None:
+            return self.pages.error(request, 404)
+        assert session is not None
+        _ = self.pages.gettext(request)
+        lang = language(request)
+        params = request.query_params
+        now = self.admin.clock()
+        try:
+            query = query_from_params(params, site, now)
+        except (BadRequest, QueryError, FilterError) as exc:
+            return self.pages.error(request, 400, str(exc))
+        chosen = params.get("metric", "visitors")
+        if chosen not in dict(TOP_LINE):
+            chosen = "visitors"
+        goals = list(await self.storage.goals(site.id))
+        names = [name for name, _label in TOP_LINE]
+
+        totals_task = reports.aggregate(self.storage, query, names, goals)
+        series_task = reports.timeseries(self.storage, query, [chosen], goals)
+        panel_tasks = [
+            reports.breakdown(self.storage, query, self._tab(params, i, tabs)[0],
+                              ["visitors"], goals, (0, PANEL_ROWS))
+            for i, (_heading, tabs) in enumerate(PANELS)
+        ]  # fmt: skip
+        compare_tasks: list[Any] = []
+        if query.comparison is not None:
+            compare_tasks = [
+                reports.aggregate(self.storage, query.comparison, names, goals),
+                reports.timeseries(self.storage, query.comparison, [chosen], goals),
+            ]
+        results = await asyncio.gather(totals_task, series_task, *panel_tasks, *compare_tasks)
+        totals, series = results[0], results[1]
+        panels_rows = results[2 : 2 + len(PANELS)]
+        before, before_series = (results[-2], results[-1]) if compare_tasks else (None, None)
+
+        number = _number_format(lang)
+        top = []
+        for name, label in TOP_LINE:
+            value = totals.get(name)
+            change = metric.change(name, value, before.get(name)) if before else None
+            top.append({
+                "name": name, "label": _(label), "value": _shown(name, value, number, _),
+                "change": change, "good": _good(name, change),
+                "url": _with(params, metric=name), "current": name == chosen,
+            })  # fmt: skip
+
+        labels = [_bucket_label(row["date"], query.bucket, lang) for row in series]
+        values = [row.get(chosen) for row in series]
+        previous = [row.get(chosen) for row in before_series] if before_series else None
+        if previous is not None:
+            previous = (previous + [None] * len(values))[: len(values)]
+        chart = build_chart(labels, values, previous, _partial_from(series, query, now),
+                            lambda v: _shown(chosen, v, number, _))  # fmt: skip
+
+        panels = []
+        for i, (heading, tabs) in enumerate(PANELS):
+            dimension, column = self._tab(params, i, tabs)
+            rows = panels_rows[i]
+            top_value = max((row.get("visitors") or 0 for row in rows), default=0)
+            panels.append({
+                "heading": _(heading),
+                "column": _(column),
+                "tabs": [{"label": _(tab_label), "url": _with(params, **{f"p{i}": str(t)}),
+                          "current": dim == dimension}
+                         for t, (dim, tab_label, _col) in enumerate(tabs)],
+                "rows": [{"value": row["value"] if row["value"] not in (None, "") else
+                          _("(none)"),
+                          "visitors": number(row.get("visitors") or 0),
+                          "bar": _bar(row.get("visitors") or 0, top_value),
+                          "filter_url": _filtered(params, dimension, row["value"])}
+                         for row in rows],
+            })  # fmt: skip
+
+        principal = Principal.of_user(session.user)
+        visible = [
+            s
+            for s in await self.storage.sites()
+            if may(principal, Action.VIEW_STATS, s.customer_id)
+        ]
+        has_data = await self.storage.first_visit(site.id) is not None
+        context = {
+            "site": site,
+            "query": query,
+            "has_data": has_data,
+            "public_url": self.admin.settings.public_url,
+            "manage": may(principal, Action.MANAGE_SITE, site.customer_id),
+            "top": top,
+            "chart": chart,
+            "metric_label": _(dict(TOP_LINE)[chosen]),
+            "compare_label": _("Previous period") if query.comparison is not None else None,
+            "periods": [
+                {
+                    "label": _(label),
+                    "url": _with(params, period=key, date=None),
+                    "current": key == query.period,
+                }
+                for key, label in PERIODS
+            ],
+            "comparisons": [
+                {
+                    "label": _(label),
+                    "url": _with(params, compare=key or None),
+                    "current": key == params.get("compare", ""),
+                }
+                for key, label in COMPARISONS
+            ],
+            "range": _range_label(query, lang),
+            "chips": _chips(params, _),
+            "panels": panels,
+            "sites": [s.domain for s in visible],
+        }
+        return self.admin._render(request, session, "dashboard.html", context, "/sites")
+
+    def _tab(
+        self, params: Any, index: int, tabs: Sequence[tuple[str, str, str]]
+    ) -> tuple[str, str]:
+        raw = params.get(f"p{index}", "0")
+        chosen = int(raw) if raw.isdigit() and int(raw) < len(tabs) else 0
+        return tabs[chosen][0], tabs[chosen][2]
+
+
+def _with(params: Any, **changes: str | None) -> str:
+    """This page's URL with some parameters changed (None: removed)."""
+    merged = {key: value for key, value in params.items()}
+    for key, value in changes.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return "?" + urlencode(merged) if merged else "?"
+
+
+def _filters(params: Any) -> list[str]:
+    raw = params.get("filters", "")
+    return [part for part in raw.split(";") if part]
+
+
+def _filtered(params: Any, dimension: str, value: Any) -> str:
+    if value in (None, ""):
+        value = "(none)"
+    text = str(value).replace("|", "\\|").replace(";", "\\;")
+    wanted = f"{dimension}=={text}"
+    current = [f for f in _filters(params) if not f.startswith(dimension + "==")]
+    return _with(params, filters=";".join([*current, wanted]))
+
+
+def _chips(params: Any, _: Callable[[str], str]) -> list[Chip]:
+    chips = []
+    filters = _filters(params)
+    for part in filters:
+        dimension, operator, value = _split(part)
+        name = dimension.split(":", 1)[-1].replace("_", " ")
+        verb = {"==": _("is"), "!=": _("is not"), "~": _("contains")}.get(operator, operator)
+        rest = [f for f in filters if f != part]
+        chips.append(Chip(f"{name} {verb} {value}", _with(params, filters=";".join(rest) or None)))
+    return chips
+
+
+def _split(part: str) -> tuple[str, str, str]:
+    for operator in ("==", "!=", "~"):
+        if operator in part:
+            dimension, value = part.split(operator, 1)
+            return dimension, operator, value
+    return part, "", ""
+
+
+def _number_format(lang: str) -> Callable[[float], str]:
+    return lambda value: format_decimal(value, locale=lang)
+
+
+def _shown(name: str, value: float | None, number: Callable[[float], str], _: Any) -> str:
+    if value is None:
+        return "\N{EN DASH}"
+    if name in ("bounce_rate", "scroll_depth"):
+        return f"{number(round(value))}%"
+    if name == "visit_duration":
+        seconds = int(value)
+        return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+    if name == "views_per_visit":
+        return number(round(value, 2))
+    return number(round(value))
+
+
+def _good(name: str, change: float | None) -> bool | None:
+    if change is None or change == 0:
+        return None
+    # A falling bounce rate is good news.
+    return (change < 0) if name == "bounce_rate" else (change > 0)
+
+
+def _bar(value: float, top: float) -> int:
+    """The row's bar as a class step of 10 % (the CSP allows no style attribute)."""
+    return round(10 * value / top) * 10 if top else 0
+
+
+def _bucket_label(text: str, bucket: str, lang: str) -> str:
+    moment = datetime.fromisoformat(text)
+    if bucket in ("minute", "hour"):
+        return format_datetime(moment, "HH:mm", locale=lang)
+    if bucket == "month":
+        return format_date(moment, "MMM y", locale=lang)
+    return format_date(moment, "d MMM", locale=lang)
+
+
+def _partial_from(series: list[dict[str, Any]], query: Query, now: datetime) -> int | None:
+    """The index of the bucket in progress (today's, this hour's, this week's), if the period
+    holds it: the last bucket that starts before now."""
+    if not query.start <= now < query.end:
+        return None
+    local = now.astimezone(query.zone).strftime("%Y-%m-%d %H:%M:%S")
+    started = [i for i, row in enumerate(series) if row["date"] <= local]
+    return started[-1] if started else None
+
+
+def _range_label(query: Query, lang: str) -> str:
+    first, last = query.first_day, query.last_day
+    if first == last:
+        return format_date(first, "d MMMM y", locale=lang)
+    since, until = (format_date(day, "d MMM y", locale=lang) for day in (first, last))
+    return f"{since} \N{EN DASH} {until}"

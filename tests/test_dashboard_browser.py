@@ -1,0 +1,164 @@
+"""The dashboard in real Chromium against the real app under uvicorn: log in, switch the period,
+compare, filter by a source and remove the chip, in light, dark and at a phone's width, with
+nothing loaded from elsewhere and screenshots for a person to judge."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from server.accounts import audit, customers, users
+from server.app import create_app
+from server.config import Settings
+from server.sites import add_site
+from server.storage import open_storage
+
+from .conftest import CHROME, FIREFOX, IPHONE, _database_threads
+from .live import _free_port
+
+PASSWORD = "correct horse battery staple"
+SITE = "acme.example"
+
+
+async def seed(database: Path) -> None:
+    storage = open_storage(database)
+    await storage.migrate()
+    try:
+        acme = await customers.add_customer(storage, "Acme")
+        for domain in (SITE, "shop.acme.example"):
+            site = await add_site(storage, domain, "Europe/Amsterdam")
+            await storage.set_site_customer(site.id, acme["id"])
+        email = "ann@acme.example"
+        await users.add_user(storage, email, "viewer", acme["id"], PASSWORD,
+                             audit.Actor(email, "-", email))  # fmt: skip
+    finally:
+        await storage.close()
+
+
+def traffic(url: str) -> None:
+    """Visitors from several places, browsers and sources, in the last hour."""
+    pages = ["/", "/pricing", "/blog/why-we-left-google-analytics", "/docs/install", "/about"]
+    referrers = [
+        None,
+        "https://www.google.com/",
+        "https://duckduckgo.com/",
+        "https://news.ycombinator.com/item?id=1",
+        "https://www.linkedin.com/feed/",
+    ]
+    agents = [CHROME, FIREFOX, IPHONE]
+    with httpx.Client(base_url=url, trust_env=False, timeout=10) as http:
+        for n in range(60):
+            event = {"n": "pageview", "u": f"https://{SITE}{pages[n % 5]}", "d": SITE,
+                     "r": referrers[(n * 3) % 5]}  # fmt: skip
+            headers = {"content-type": "text/plain", "user-agent": agents[n % 3],
+                       "x-forwarded-for": f"81.2.{n % 7}.{n}"}  # fmt: skip
+            assert http.post("/api/event", content=json.dumps(event), headers=headers).is_success
+
+
+@pytest.fixture(autouse=True)
+def no_connection_left_open() -> Iterator[None]:
+    """The module's live server keeps its readers across tests: `live` checks them at its end."""
+    yield
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    before = _database_threads()
+    database = tmp_path_factory.mktemp("dash") / "zeef.sqlite3"
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, seed(database)).result()
+    port = _free_port("127.0.0.1")
+    settings = Settings(database=database, flush_interval=0.1)
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
+                            log_level="warning")  # fmt: skip
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    url = f"http://127.0.0.1:{port}"
+    traffic(url)
+    time.sleep(0.5)  # the buffer's flush
+    yield url
+    server.should_exit = True
+    thread.join(timeout=15)
+    assert not thread.is_alive(), "uvicorn did not stop"
+    deadline = time.monotonic() + 2
+    while (left := _database_threads() - before) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not left, f"{len(left)} database connection(s) left open by the live server"
+
+
+def logged_in(browser: Any, url: str, **options: Any) -> tuple[Any, Any, list[str]]:
+    options.setdefault("viewport", {"width": 1280, "height": 900})
+    context = browser.new_context(locale="en-GB", **options)
+    page = context.new_page()
+    seen: list[str] = []
+    page.on("request", lambda request: seen.append(request.url))
+    page.on("console", lambda line: seen.append(f"console {line.type}: {line.text}"))
+    page.goto(f"{url}/login")
+    page.fill("#email", "ann@acme.example")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{url}/sites")
+    return context, page, seen
+
+
+def only_ours(url: str, seen: list[str]) -> None:
+    foreign = [s for s in seen if not s.startswith(url) and not s.startswith("console")]
+    assert foreign == [], foreign
+    errors = [s for s in seen if s.startswith("console error")]
+    assert errors == [], errors
+
+
+def wide(page: Any) -> bool:
+    return bool(page.evaluate("document.documentElement.scrollWidth > window.innerWidth + 1"))
+
+
+def test_the_dashboard_filters_compares_and_reads_well(
+    browser: Any, live: str, screenshots: Path
+) -> None:
+    context, page, seen = logged_in(browser, live)
+    page.click(f"text={SITE}")
+    page.wait_for_url(f"{live}/sites/{SITE}")
+    assert int(page.inner_text(".metrics li:first-child .metric-value").replace(",", "")) > 0
+    page.click("nav.dash-periods >> text=Today")
+    page.wait_for_url("**period=day**")
+    page.screenshot(path=str(screenshots / "dashboard.png"), full_page=True)
+    page.click("text=Previous period")
+    page.wait_for_url("**compare=previous_period**")
+    page.click("a[title='Filter by Google']")
+    page.wait_for_url("**filters=**")
+    assert "source is Google" in page.inner_text(".chips")
+    page.screenshot(path=str(screenshots / "dashboard-filtered.png"), full_page=True)
+    page.click(".chip a")
+    page.wait_for_load_state()
+    assert page.locator(".chips").count() == 0
+    assert page.locator("svg.chart").count() == 1
+    only_ours(live, seen)
+    context.close()
+
+
+def test_dark_and_phone(browser: Any, live: str, screenshots: Path) -> None:
+    context, page, seen = logged_in(browser, live, color_scheme="dark")
+    page.goto(f"{live}/sites/{SITE}?period=day")
+    page.screenshot(path=str(screenshots / "dashboard-dark.png"), full_page=True)
+    context.close()
+    context, page, seen = logged_in(browser, live, viewport={"width": 360, "height": 780})
+    page.goto(f"{live}/sites/{SITE}?period=7d")
+    page.screenshot(path=str(screenshots / "dashboard-phone.png"), full_page=True)
+    assert not wide(page), "the dashboard is wider than a phone"
+    only_ours(live, seen)
+    context.close()
