@@ -37,7 +37,7 @@ def dutch(value: float) -> str:
     """A caller's locale-aware formatter: 1234 as 1.234, fractions with a comma."""
     if float(value).is_integer():
         return f"{value:,.0f}".replace(",", ".")
-    return f"{value:.2f}".replace(".", ",")
+    return f"{value:,.2f}".replace(",", " ").replace(".", ",").replace(" ", ".")
 
 
 def tick_values(chart: Chart) -> list[float]:
@@ -235,6 +235,21 @@ def test_the_table_has_a_row_per_bucket_with_the_formatted_numbers(pages: Pages)
     assert len(re.findall(r"<th scope=\"col\"", alone)) == 2
 
 
+@pytest.mark.parametrize(
+    ("labels", "values"), [([], []), (["14:00"], [7]), (DAYS[:3], [None] * 3), (DAYS[:3], [0] * 3)]
+)
+def test_an_empty_flat_or_single_chart_renders(
+    pages: Pages, labels: list[str], values: list[float | None]
+) -> None:
+    chart = build_chart(labels, values, previous=values, partial_from=len(values) - 1)
+    html = render(pages, chart, "Visitors", "visitors")
+    assert html.count("<tr>") == len(labels) + 1
+    assert html.count('class="chart-dot"') == sum(v is not None for v in values)
+    assert re.findall(r'<text x="0" [^>]*>([^<]*)</text>', html) == ["0", "1"] or values == [7]
+    if all(v is None for v in values):
+        assert f'<desc id="{chart.id}-desc">No data</desc>' in html
+
+
 def test_the_chart_speaks_the_pages_language(pages: Pages) -> None:
     chart = build_chart(DAYS[:2], [1, None], previous=[2, 3], partial_from=1)
     html = render(pages, chart, "Bezoekers", "bezoekers", lang="nl")
@@ -329,6 +344,18 @@ def test_the_chart_in_chromium(live: str, browser: Any, screenshots: Path, schem
         assert stroke == ("rgb(15, 107, 99)" if scheme == "light" else "rgb(79, 209, 192)")
         dashes = "getComputedStyle(document.querySelector('.chart-previous')).strokeDasharray"
         assert page.evaluate(dashes) == "1px, 5px"
+        # The hover strips take the pointer (their <title> is the tooltip) and light up.
+        hit = page.locator(".chart-hit").nth(10)
+        hit.hover()
+        assert (
+            page.evaluate(
+                "getComputedStyle(document.querySelector('.chart-hit:hover')).fillOpacity"
+            )
+            == "0.06"
+        )
+        assert (
+            hit.locator("title").text_content() == "11 Mar: 671 visitors; Previous period: 1.126,80"
+        )
         page.get_by_text("Show as table").first.click()
         assert page.locator("table.list").first.is_visible()
         page.screenshot(path=screenshots / f"chart-table-{scheme}{suffix}.png", full_page=True)
