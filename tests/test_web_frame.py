@@ -287,7 +287,7 @@ def test_a_literal_dot_dot_reaches_nothing_either(live: str) -> None:
 
 def test_the_stylesheet_stays_small_and_local() -> None:
     css = (DASHBOARD / "static" / "zeef.css").read_text(encoding="utf-8")
-    assert len(css.encode()) < 14_000
+    assert len(css.encode()) < 16_000  # 2 KB of it the charts
     assert "@import" not in css and "//" not in css.replace("/*", "").replace("*/", "")
     assert "prefers-color-scheme: dark" in css
     assert 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif' in css
