@@ -32,8 +32,8 @@ from .stats_api_v2 import StatsAPIv2
 from .storage import open_storage
 from .web.admin import Admin
 from .web.auth import Auth
-from .web.dashboard import Dashboard
 from .web.consent_settings import ConsentSettings
+from .web.dashboard import Dashboard
 from .web.login import Login
 from .web.templates import Pages
 

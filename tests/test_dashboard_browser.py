@@ -131,7 +131,7 @@ def test_the_dashboard_filters_compares_and_reads_well(
     browser: Any, live: str, screenshots: Path
 ) -> None:
     context, page, seen = logged_in(browser, live)
-    page.click(f"text={SITE}")
+    page.click(f"main a[href='/sites/{SITE}']")
     page.wait_for_url(f"{live}/sites/{SITE}")
     assert int(page.inner_text(".metrics li:first-child .metric-value").replace(",", "")) > 0
     page.click("nav.dash-periods >> text=Today")
@@ -146,7 +146,7 @@ def test_the_dashboard_filters_compares_and_reads_well(
     page.click(".chip a")
     page.wait_for_load_state()
     assert page.locator(".chips").count() == 0
-    assert page.locator("svg.chart").count() == 1
+    assert page.locator("svg.chart-svg").count() == 1
     only_ours(live, seen)
     context.close()
 

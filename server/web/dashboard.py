@@ -149,7 +149,11 @@ class Dashboard:
         previous = [row.get(chosen) for row in before_series] if before_series else None
         if previous is not None:
             previous = (previous + [None] * len(values))[: len(values)]
-        chart = build_chart(labels, values, previous, _partial_from(series, query, now),
+        partial = _partial_from(series, query, now)
+        if partial is not None:
+            # Buckets still to come have no value yet, not a zero.
+            values = values[: partial + 1] + [None] * (len(values) - partial - 1)
+        chart = build_chart(labels, values, previous, partial,
                             lambda v: _shown(chosen, v, number, _))  # fmt: skip
 
         panels = []
