@@ -119,3 +119,64 @@ async def test_bad_parameters_are_a_400_page(shop: Zeef) -> None:
             answer = await browser.get(f"/sites/example.com?{query}")
             assert answer.status_code == 400, (query, answer.status_code)
         assert (await browser.get("/sites/nothing.example")).status_code == 404
+
+
+async def test_a_details_view_lists_searches_sorts_and_pages(shop: Zeef) -> None:
+    async with aclosing(await operator(shop)) as browser:
+        page = await browser.get(f"/sites/example.com?{DAY}")
+        link = re.search(
+            r'<a href="(/sites/example.com/details/event:page[^"]*)">Details', page.text
+        )
+        assert link, page.text
+        details = await browser.get(html.unescape(link.group(1)))
+        assert details.status_code == 200
+        api = (await browser.get(
+            f"/api/v1/stats/breakdown?site_id=example.com&{DAY}&property=event:page"
+            "&metrics=visitors,pageviews"
+        )).json()["results"]  # fmt: skip
+        cells = re.findall(r'<td class="details-value"><a href="[^"]*">([^<]*)</a></td>\s*'
+                           r'<td class="number">([^<]*)</td>\s*<td class="number">([^<]*)</td>',
+                           details.text)  # fmt: skip
+        assert [(c[0], c[1], c[2]) for c in cells] == [
+            (r["page"], str(r["visitors"]), str(r["pageviews"])) for r in api
+        ]
+        found = await browser.get(f"/sites/example.com/details/event:page?{DAY}&search=blog")
+        assert re.findall(r'<td class="details-value"><a href="[^"]*">([^<]*)</a>', found.text) == [
+            "/blog/a"
+        ]
+        by_name = await browser.get(
+            f"/sites/example.com/details/event:page?{DAY}&order=name&dir=asc"
+        )
+        names = re.findall(r'<td class="details-value"><a href="[^"]*">([^<]*)</a>', by_name.text)
+        assert names == sorted(names) and len(names) == 3
+        assert (await browser.get(f"/sites/example.com/details/visit:nonsense?{DAY}")
+                ).status_code == 404  # fmt: skip
+
+
+async def test_a_custom_range_from_the_date_form(shop: Zeef) -> None:
+    async with aclosing(await operator(shop)) as browser:
+        page = await browser.get("/sites/example.com?from=2026-03-14&to=2026-03-14")
+        api = (await browser.get(
+            "/api/v1/stats/aggregate?site_id=example.com&period=custom&date=2026-03-14,2026-03-14"
+        )).json()["results"]  # fmt: skip
+        assert metric_values(page.text)[0] == str(api["visitors"]["value"]) == "3"
+        assert "14 March 2026" in page.text
+
+
+async def test_goals_show_with_their_conversion_rates(shop: Zeef) -> None:
+    from server.goals import Goal
+
+    storage = shop.app.state.storage
+    [site] = [s for s in await storage.sites() if s.domain == "example.com"]
+    await storage.add_goal(Goal(site.id, "event", "Signup", event_name="Signup"))
+    async with aclosing(await operator(shop)) as browser:
+        page = await browser.get(f"/sites/example.com?{DAY}")
+        api = (await browser.get(
+            f"/api/v1/stats/breakdown?site_id=example.com&{DAY}&property=event:goal"
+            "&metrics=visitors,conversion_rate"
+        )).json()["results"]  # fmt: skip
+    section = page.text.split(">Goals</h2>", 1)[1].split("</section>", 1)[0]
+    cells = re.findall(r'title="[^"]*">([^<]*)</a></td>\s*<td class="number">([^<]*)</td>\s*'
+                       r'<td class="number">([^<]*)</td>', section)  # fmt: skip
+    assert cells == [(r["goal"], str(r["visitors"]), f"{r['conversion_rate']}%") for r in api]
+    assert cells == [("Signup", "1", "33.33%")]

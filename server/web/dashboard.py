@@ -72,7 +72,24 @@ PANELS = (
                      ("visit:os", N_("Operating systems"), N_("Operating system")),
                      ("visit:device", N_("Devices"), N_("Device")))),
 )  # fmt: skip
+GOALS_PANEL = (N_("Goals"), (("event:goal", N_("Goals"), N_("Goal")),
+                              ("event:name", N_("Custom events"), N_("Event"))))  # fmt: skip
 PANEL_ROWS = 9
+# The details view: every row, a page at a time, sortable by these.
+DETAILS_PAGE = 100
+VISIT_COLUMNS = ("visitors", "visits", "pageviews", "bounce_rate", "visit_duration")
+PAGE_COLUMNS = ("visitors", "pageviews", "bounce_rate", "scroll_depth")
+GOAL_COLUMNS = ("visitors", "events", "conversion_rate")
+COLUMN_LABELS = {
+    "visitors": N_("Visitors"),
+    "visits": N_("Visits"),
+    "pageviews": N_("Pageviews"),
+    "bounce_rate": N_("Bounce rate"),
+    "visit_duration": N_("Visit duration"),
+    "scroll_depth": N_("Scroll depth"),
+    "events": N_("Events"),
+    "conversion_rate": N_("Conversion rate"),
+}
 
 
 @dataclass(frozen=True)
@@ -89,7 +106,10 @@ class Dashboard:
         self.pages = admin.pages
 
     def routes(self) -> list[Route]:
-        return [Route("/sites/{domain}", self.site)]
+        return [
+            Route("/sites/{domain}", self.site),
+            Route("/sites/{domain}/details/{dimension}", self.details),
+        ]
 
     async def site(self, request: Request) -> Response:
         site = await self.admin._site(request)
@@ -106,7 +126,7 @@ class Dashboard:
         params = request.query_params
         now = self.admin.clock()
         try:
-            query = query_from_params(params, site, now)
+            query = query_from_params(_with_range(params), site, now)
         except (BadRequest, QueryError, FilterError) as exc:
             return self.pages.error(request, 400, str(exc))
         chosen = params.get("metric", "visitors")
@@ -117,10 +137,12 @@ class Dashboard:
 
         totals_task = reports.aggregate(self.storage, query, names, goals)
         series_task = reports.timeseries(self.storage, query, [chosen], goals)
+        shown = [*PANELS, GOALS_PANEL] if goals else list(PANELS)
         panel_tasks = [
             reports.breakdown(self.storage, query, self._tab(params, i, tabs)[0],
-                              ["visitors"], goals, (0, PANEL_ROWS))
-            for i, (_heading, tabs) in enumerate(PANELS)
+                              _panel_metrics(self._tab(params, i, tabs)[0]), goals,
+                              (0, PANEL_ROWS))
+            for i, (_heading, tabs) in enumerate(shown)
         ]  # fmt: skip
         compare_tasks: list[Any] = []
         if query.comparison is not None:
@@ -130,7 +152,7 @@ class Dashboard:
             ]
         results = await asyncio.gather(totals_task, series_task, *panel_tasks, *compare_tasks)
         totals, series = results[0], results[1]
-        panels_rows = results[2 : 2 + len(PANELS)]
+        panels_rows = results[2 : 2 + len(shown)]
         before, before_series = (results[-2], results[-1]) if compare_tasks else (None, None)
 
         number = _number_format(lang)
@@ -157,19 +179,25 @@ class Dashboard:
                             lambda v: _shown(chosen, v, number, _))  # fmt: skip
 
         panels = []
-        for i, (heading, tabs) in enumerate(PANELS):
+        for i, (heading, tabs) in enumerate(shown):
             dimension, column = self._tab(params, i, tabs)
             rows = panels_rows[i]
+            rate = "conversion_rate" in _panel_metrics(dimension)
             top_value = max((row.get("visitors") or 0 for row in rows), default=0)
             panels.append({
                 "heading": _(heading),
                 "column": _(column),
+                "rate": rate,
+                "details_url": f"/sites/{site.domain}/details/{dimension}"
+                + _with(params, metric=None),
                 "tabs": [{"label": _(tab_label), "url": _with(params, **{f"p{i}": str(t)}),
                           "current": dim == dimension}
                          for t, (dim, tab_label, _col) in enumerate(tabs)],
                 "rows": [{"value": row["value"] if row["value"] not in (None, "") else
                           _("(none)"),
                           "visitors": number(row.get("visitors") or 0),
+                          "rate": _shown("conversion_rate", row.get("conversion_rate"),
+                                         number, _) if rate else None,
                           "bar": _bar(row.get("visitors") or 0, top_value),
                           "filter_url": _filtered(params, dimension, row["value"])}
                          for row in rows],
@@ -210,10 +238,102 @@ class Dashboard:
             ],
             "range": _range_label(query, lang),
             "chips": _chips(params, _),
+            "range_hidden": [
+                (k, v) for k, v in params.items() if k not in ("period", "date", "from", "to")
+            ],
             "panels": panels,
             "sites": [s.domain for s in visible],
         }
         return self.admin._render(request, session, "dashboard.html", context, "/sites")
+
+    async def details(self, request: Request) -> Response:
+        """Every row of one dimension: searchable, sortable, a page at a time."""
+        site = await self.admin._site(request)
+        session, refused = await self.admin._enter(
+            request, Action.VIEW_STATS, site.customer_id if site else None
+        )
+        if refused is not None:
+            return refused
+        by = request.path_params["dimension"]
+        known = {dim: (heading, column) for heading, tabs in (*PANELS, GOALS_PANEL)
+                 for dim, _tab, column in tabs}  # fmt: skip
+        if site is None or by not in known:
+            return self.pages.error(request, 404)
+        assert session is not None
+        _ = self.pages.gettext(request)
+        lang = language(request)
+        params = request.query_params
+        search = params.get("search", "").strip()[:200]
+        narrowed = dict(_with_range(params))
+        if search:
+            escaped = search.replace("\\", "\\\\").replace("|", "\\|").replace(";", "\\;")
+            narrowed["filters"] = ";".join([*_filters(params), f"{by}~{escaped}"])
+        try:
+            query = query_from_params(narrowed, site, self.admin.clock())
+        except (BadRequest, QueryError, FilterError) as exc:
+            return self.pages.error(request, 400, str(exc))
+        goals = list(await self.storage.goals(site.id))
+        columns = _panel_metrics(by, details=True)
+        rows = await reports.breakdown(self.storage, query, by, list(columns), goals)
+        order = params.get("order", "visitors")
+        if order not in (*columns, "name"):
+            order = "visitors"
+        descending = params.get("dir", "desc") != "asc"
+        if order == "name":
+            rows.sort(key=lambda r: str(r["value"]).lower(), reverse=descending)
+        else:
+            rows.sort(key=lambda r: (r.get(order) is None, r.get(order) or 0), reverse=descending)
+        pages = max(1, -(-len(rows) // DETAILS_PAGE))
+        raw_page = params.get("page", "1")
+        page = min(int(raw_page), pages) if raw_page.isdigit() and int(raw_page) > 0 else 1
+        number = _number_format(lang)
+        shown_rows = [
+            {"value": row["value"] if row["value"] not in (None, "") else _("(none)"),
+             "filter_url": f"/sites/{site.domain}" + _filtered(params, by, row["value"]),
+             "cells": [_shown(name, row.get(name), number, _) for name in columns]}
+            for row in rows[(page - 1) * DETAILS_PAGE : page * DETAILS_PAGE]
+        ]  # fmt: skip
+
+        def sort_url(name: str) -> str:
+            flip = "asc" if order == name and descending else "desc"
+            return _with(params, order=name, dir=flip, page=None)
+
+        heading, column = known[by]
+        context = {
+            "site": site,
+            "heading": _(heading),
+            "column": _(column),
+            "range": _range_label(query, lang),
+            "columns": [
+                {
+                    "label": _(COLUMN_LABELS[name]),
+                    "url": sort_url(name),
+                    "sorted": ("descending" if descending else "ascending")
+                    if order == name
+                    else None,
+                }
+                for name in columns
+            ],
+            "name_sort": {
+                "url": sort_url("name"),
+                "sorted": ("descending" if descending else "ascending")
+                if order == "name"
+                else None,
+            },
+            "rows": shown_rows,
+            "count": len(rows),
+            "total": number(len(rows)),
+            "search": search,
+            "hidden": [(k, v) for k, v in params.items() if k not in ("search", "page")],
+            "back_url": f"/sites/{site.domain}"
+            + _with(params, search=None, order=None, dir=None, page=None),
+            "page": page,
+            "pages": pages,
+            "previous_url": _with(params, page=str(page - 1)) if page > 1 else None,
+            "next_url": _with(params, page=str(page + 1)) if page < pages else None,
+            "chips": _chips(params, _),
+        }
+        return self.admin._render(request, session, "details.html", context, "/sites")
 
     def _tab(
         self, params: Any, index: int, tabs: Sequence[tuple[str, str, str]]
@@ -221,6 +341,26 @@ class Dashboard:
         raw = params.get(f"p{index}", "0")
         chosen = int(raw) if raw.isdigit() and int(raw) < len(tabs) else 0
         return tabs[chosen][0], tabs[chosen][2]
+
+
+def _with_range(params: Any) -> dict[str, str]:
+    """The parameters, with a custom range from the date form (`from`, `to`) written as the
+    Stats API's `period=custom&date=FROM,TO`."""
+    merged = dict(params.items())
+    first, last = merged.pop("from", ""), merged.pop("to", "")
+    if first and last:
+        merged["period"], merged["date"] = "custom", f"{first},{last}"
+    return merged
+
+
+def _panel_metrics(by: str, details: bool = False) -> tuple[str, ...]:
+    if by == "event:goal":
+        return GOAL_COLUMNS
+    if not details:
+        return ("visitors",)
+    if by == "event:name":
+        return ("visitors", "events")
+    return PAGE_COLUMNS if by == "event:page" else VISIT_COLUMNS
 
 
 def _with(params: Any, **changes: str | None) -> str:
@@ -275,6 +415,8 @@ def _number_format(lang: str) -> Callable[[float], str]:
 def _shown(name: str, value: float | None, number: Callable[[float], str], _: Any) -> str:
     if value is None:
         return "\N{EN DASH}"
+    if name == "conversion_rate":
+        return f"{number(value)}%"  # as precise as the Stats API gives it
     if name in ("bounce_rate", "scroll_depth"):
         return f"{number(round(value))}%"
     if name == "visit_duration":
