@@ -128,9 +128,12 @@ class Dashboard:
                 reports.aggregate(self.storage, query.comparison, names, goals),
                 reports.timeseries(self.storage, query.comparison, [chosen], goals),
             ]
-        results = await asyncio.gather(totals_task, series_task, *panel_tasks, *compare_tasks)
-        totals, series = results[0], results[1]
-        panels_rows = results[2 : 2 + len(PANELS)]
+        live_task = reports.realtime_visitors(self.storage, Query.realtime(site, now), now)
+        results = await asyncio.gather(
+            totals_task, series_task, live_task, *panel_tasks, *compare_tasks
+        )
+        totals, series, current_visitors = results[0], results[1], results[2]
+        panels_rows = results[3 : 3 + len(PANELS)]
         before, before_series = (results[-2], results[-1]) if compare_tasks else (None, None)
 
         number = _number_format(lang)
@@ -186,6 +189,8 @@ class Dashboard:
             "site": site,
             "query": query,
             "has_data": has_data,
+            # Visitors in the last 5 minutes; dashboard.js refreshes it from the Stats API.
+            "current_visitors": {"count": current_visitors, "shown": number(current_visitors)},
             "public_url": self.admin.settings.public_url,
             "manage": may(principal, Action.MANAGE_SITE, site.customer_id),
             "top": top,
