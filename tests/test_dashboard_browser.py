@@ -10,8 +10,10 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -161,4 +163,112 @@ def test_dark_and_phone(browser: Any, live: str, screenshots: Path) -> None:
     page.screenshot(path=str(screenshots / "dashboard-phone.png"), full_page=True)
     assert not wide(page), "the dashboard is wider than a phone"
     only_ours(live, seen)
+    context.close()
+
+
+def visitor(url: str, address: str) -> None:
+    """One more pageview, from a visitor not seen before."""
+    event = {"n": "pageview", "u": f"https://{SITE}/", "d": SITE, "r": None}
+    headers = {"content-type": "text/plain", "user-agent": CHROME, "x-forwarded-for": address}
+    with httpx.Client(base_url=url, trust_env=False, timeout=10) as http:
+        assert http.post("/api/event", content=json.dumps(event), headers=headers).is_success
+
+
+def live_count(page: Any) -> int:
+    return int(page.inner_text(".live-count").replace(",", ""))
+
+
+def wait_for_count(page: Any, wanted: int) -> None:
+    # Polled from here: under page.clock the page's own timers (and rAF) are the fake ones.
+    deadline = time.monotonic() + 5
+    while live_count(page) != wanted:
+        assert time.monotonic() < deadline, f"{live_count(page)} current visitors, not {wanted}"
+        time.sleep(0.05)
+
+
+def test_current_visitors_refresh_without_a_reload(
+    browser: Any, live: str, screenshots: Path
+) -> None:
+    context, page, seen = logged_in(browser, live)
+    page.clock.install()
+    page.goto(f"{live}/sites/{SITE}?period=day")
+    api = page.request.get(f"{live}/api/v1/stats/realtime/visitors?site_id={SITE}")
+    shown = live_count(page)
+    assert shown == api.json() > 0
+    assert page.inner_text(".dash-live").strip() == f"{shown} current visitors"
+    page.evaluate("window.sameDocument = true")
+
+    visitor(live, "81.2.99.250")
+    time.sleep(0.3)  # the buffer's flush
+    page.clock.fast_forward(31_000)
+    wait_for_count(page, shown + 1)
+    page.screenshot(path=str(screenshots / "dashboard-realtime.png"))
+
+    # A hidden tab asks nothing; shown again, it asks at once.
+    asked = lambda: len([s for s in seen if "/stats/realtime/" in s])  # noqa: E731
+    before = asked()
+    page.evaluate("""() => {
+        Object.defineProperty(document, 'hidden', {configurable: true, get: () => true});
+        document.dispatchEvent(new Event('visibilitychange'));
+    }""")
+    visitor(live, "81.2.99.251")
+    time.sleep(0.3)
+    page.clock.fast_forward(95_000)
+    time.sleep(0.3)
+    assert asked() == before and live_count(page) == shown + 1
+    page.evaluate("""() => {
+        Object.defineProperty(document, 'hidden', {configurable: true, get: () => false});
+        document.dispatchEvent(new Event('visibilitychange'));
+    }""")
+    wait_for_count(page, shown + 2)
+    assert page.evaluate("window.sameDocument") is True, "the page was reloaded"
+    only_ours(live, seen)
+    context.close()
+
+
+def test_keyboard_shortcuts(browser: Any, live: str, screenshots: Path) -> None:
+    context, page, seen = logged_in(browser, live)
+    page.goto(f"{live}/sites/{SITE}")
+    assert page.is_visible("details.dash-keys")
+    page.click("details.dash-keys summary")
+    assert "Last 7 days" in page.inner_text("details.dash-keys")
+    page.locator("details.dash-keys").screenshot(path=str(screenshots / "dashboard-keys.png"))
+
+    page.keyboard.press("w")
+    page.wait_for_url("**period=7d**")
+    page.keyboard.press("d")
+    page.wait_for_url("**period=day**")
+    assert "date=" not in page.url
+    today = datetime.now(ZoneInfo("Europe/Amsterdam")).date()
+    yesterday = today - timedelta(days=1)
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_url(f"**date={yesterday.isoformat()}**")
+    assert page.inner_text(".dash-range") == f"{yesterday.day} {yesterday:%B %Y}"
+    page.keyboard.press("ArrowRight")
+    page.wait_for_url(f"**date={today.isoformat()}**")
+    page.keyboard.press("x")
+    page.wait_for_url("**compare=previous_period**")
+    assert "period=day" in page.url
+
+    # Not from a modifier, not past today, not while typing.
+    here = page.url
+    page.keyboard.press("Shift+W")
+    page.keyboard.press("ArrowRight")
+    page.evaluate("document.querySelector('main').append(document.createElement('input'))")
+    page.focus("main > input")
+    page.keyboard.type("w7m")
+    page.wait_for_timeout(300)
+    assert page.url == here
+    assert page.input_value("main > input") == "w7m"
+    only_ours(live, seen)
+    context.close()
+
+
+def test_without_javascript_the_count_is_there_and_no_shortcuts_are_offered(
+    browser: Any, live: str
+) -> None:
+    context, page, _seen = logged_in(browser, live, java_script_enabled=False)
+    page.goto(f"{live}/sites/{SITE}")
+    assert live_count(page) > 0
+    assert not page.is_visible("details.dash-keys")
     context.close()

@@ -150,9 +150,12 @@ class Dashboard:
                 reports.aggregate(self.storage, query.comparison, names, goals),
                 reports.timeseries(self.storage, query.comparison, [chosen], goals),
             ]
-        results = await asyncio.gather(totals_task, series_task, *panel_tasks, *compare_tasks)
-        totals, series = results[0], results[1]
-        panels_rows = results[2 : 2 + len(shown)]
+        live_task = reports.realtime_visitors(self.storage, Query.realtime(site, now), now)
+        results = await asyncio.gather(
+            totals_task, series_task, live_task, *panel_tasks, *compare_tasks
+        )
+        totals, series, current_visitors = results[0], results[1], results[2]
+        panels_rows = results[3 : 3 + len(shown)]
         before, before_series = (results[-2], results[-1]) if compare_tasks else (None, None)
 
         number = _number_format(lang)
@@ -214,6 +217,8 @@ class Dashboard:
             "site": site,
             "query": query,
             "has_data": has_data,
+            # Visitors in the last 5 minutes; dashboard.js refreshes it from the Stats API.
+            "current_visitors": {"count": current_visitors, "shown": number(current_visitors)},
             "public_url": self.admin.settings.public_url,
             "manage": may(principal, Action.MANAGE_SITE, site.customer_id),
             "top": top,
