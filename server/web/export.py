@@ -62,6 +62,9 @@ CONVERSION_HEADER = ("name", "unique_conversions", "total_conversions", "convers
 NAMES = ("visitors", *(name for name, _dim in BREAKDOWNS), "custom_events", "conversions")
 # Rows asked of the engine at a time; a shorter answer is the last.
 WINDOW = 1000
+# What the engine raises for a query it cannot answer (a goal filter naming no goal, minutes
+# over a month): a 400 that says why.
+REFUSED = (QueryError, FilterError, MetricError)
 # A spreadsheet reads a cell starting with one of these as a formula (OWASP's list).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -115,7 +118,7 @@ class Export:
         names = [n for n in NAMES if n != "conversions" or goals]
         try:
             files = await asyncio.gather(*(self._file(n, query, goals) for n in names))
-        except (QueryError, MetricError) as exc:
+        except REFUSED as exc:
             return self.pages.error(request, 400, str(exc))
         now = self.admin.clock().astimezone(query.zone)
         stamp = (now.year, now.month, now.day, now.hour, now.minute, now.second)
@@ -140,7 +143,7 @@ class Export:
             return self.pages.error(request, 404)
         try:
             content = await self._file(name, query, goals)
-        except (QueryError, MetricError) as exc:
+        except REFUSED as exc:
             return self.pages.error(request, 400, str(exc))
         stem = await self._stem(site, query)
         return _download(content, "text/csv; charset=utf-8", f"{stem}-{name}.csv")
