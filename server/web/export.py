@@ -91,7 +91,8 @@ def to_csv(header: Sequence[str], rows: Sequence[Sequence[object]]) -> bytes:
     writer.writerows([safe_cell(value) for value in row] for row in rows)
     # NOTE: UTF-8 without a byte order mark, as Plausible's export: scripts written for its
     # files read ours unchanged, and a BOM would land in their first header ("\ufeffname").
-    # Excel guesses the encoding without one (Data > From Text/CSV reads UTF-8 correctly);
+    # The cost: Excel, opening a file by double-click, reads it in the system's code page
+    # ("São Paulo" shows as "SÃ£o Paulo"); its Data > From Text/CSV takes UTF-8, and
     # LibreOffice, Numbers and Google Sheets read UTF-8 as it is.
     return out.getvalue().encode("utf-8")
 
