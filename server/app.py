@@ -34,6 +34,7 @@ from .web.admin import Admin
 from .web.auth import Auth
 from .web.consent_settings import ConsentSettings
 from .web.dashboard import Dashboard
+from .web.export import Export
 from .web.login import Login
 from .web.templates import Pages
 
@@ -134,6 +135,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             *login.routes(),
             *admin.routes(),
             *Dashboard(admin).routes(),
+            *Export(admin).routes(),
             *ConsentSettings(storage, auth, pages, settings).routes(),
             pages.static_route(),
         ],

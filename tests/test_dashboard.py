@@ -115,7 +115,8 @@ async def test_a_site_without_data_shows_the_snippet(zeef: Zeef) -> None:
 async def test_bad_parameters_are_a_400_page(shop: Zeef) -> None:
     async with aclosing(await operator(shop)) as browser:
         for query in ("period=fortnight", "period=custom&date=2026-03-01",
-                      "filters=visit:nonsense==x", "compare=sometimes"):  # fmt: skip
+                      "filters=visit:nonsense==x", "compare=sometimes",
+                      "filters=event:goal==Nothing"):  # fmt: skip
             answer = await browser.get(f"/sites/example.com?{query}")
             assert answer.status_code == 400, (query, answer.status_code)
         assert (await browser.get("/sites/nothing.example")).status_code == 404

@@ -151,9 +151,13 @@ class Dashboard:
                 reports.timeseries(self.storage, query.comparison, [chosen], goals),
             ]
         live_task = reports.realtime_visitors(self.storage, Query.realtime(site, now), now)
-        results = await asyncio.gather(
-            totals_task, series_task, live_task, *panel_tasks, *compare_tasks
-        )
+        try:
+            results = await asyncio.gather(
+                totals_task, series_task, live_task, *panel_tasks, *compare_tasks
+            )
+        except (QueryError, FilterError, metric.MetricError) as exc:
+            # What the engine refuses only once it reads (a goal filter naming no goal).
+            return self.pages.error(request, 400, str(exc))
         totals, series, current_visitors = results[0], results[1], results[2]
         panels_rows = results[3 : 3 + len(shown)]
         before, before_series = (results[-2], results[-1]) if compare_tasks else (None, None)
@@ -279,7 +283,10 @@ class Dashboard:
             return self.pages.error(request, 400, str(exc))
         goals = list(await self.storage.goals(site.id))
         columns = _panel_metrics(by, details=True)
-        rows = await reports.breakdown(self.storage, query, by, list(columns), goals)
+        try:
+            rows = await reports.breakdown(self.storage, query, by, list(columns), goals)
+        except (QueryError, FilterError, metric.MetricError) as exc:
+            return self.pages.error(request, 400, str(exc))
         order = params.get("order", "visitors")
         if order not in (*columns, "name"):
             order = "visitors"
