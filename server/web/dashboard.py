@@ -283,27 +283,41 @@ class Dashboard:
             return self.pages.error(request, 400, str(exc))
         goals = list(await self.storage.goals(site.id))
         columns = _panel_metrics(by, details=True)
-        try:
-            rows = await reports.breakdown(self.storage, query, by, list(columns), goals)
-        except (QueryError, FilterError, metric.MetricError) as exc:
-            return self.pages.error(request, 400, str(exc))
         order = params.get("order", "visitors")
         if order not in (*columns, "name"):
             order = "visitors"
         descending = params.get("dir", "desc") != "asc"
-        if order == "name":
-            rows.sort(key=lambda r: str(r["value"]).lower(), reverse=descending)
-        else:
-            rows.sort(key=lambda r: (r.get(order) is None, r.get(order) or 0), reverse=descending)
-        pages = max(1, -(-len(rows) // DETAILS_PAGE))
         raw_page = params.get("page", "1")
-        page = min(int(raw_page), pages) if raw_page.isdigit() and int(raw_page) > 0 else 1
+        wanted = int(raw_page) if raw_page.isdigit() and int(raw_page) > 0 else 1
+        try:
+            # Every value with its visitors is cheap; the other columns (a page's bounce rate,
+            # scroll depth) cost a query over the rows they are computed for. So the usual
+            # order, most visitors first, computes them for the 100 rows shown only: at 1M
+            # events, 30 days of pages took 1.9 s computed for all 3,000.
+            everything = await reports.breakdown(self.storage, query, by, ["visitors"], goals)
+            pages = max(1, -(-len(everything) // DETAILS_PAGE))
+            page = min(wanted, pages)
+            window = ((page - 1) * DETAILS_PAGE, DETAILS_PAGE)
+            if order == "visitors" and descending:
+                rows = await reports.breakdown(
+                    self.storage, query, by, list(columns), goals, window
+                )
+            else:
+                rows = await reports.breakdown(self.storage, query, by, list(columns), goals)
+                if order == "name":
+                    rows.sort(key=lambda r: str(r["value"]).lower(), reverse=descending)
+                else:
+                    rows.sort(key=lambda r: (r.get(order) is None, r.get(order) or 0),
+                              reverse=descending)  # fmt: skip
+                rows = rows[window[0] : window[0] + DETAILS_PAGE]
+        except (QueryError, FilterError, metric.MetricError) as exc:
+            return self.pages.error(request, 400, str(exc))
         number = _number_format(lang)
         shown_rows = [
             {"value": row["value"] if row["value"] not in (None, "") else _("(none)"),
              "filter_url": f"/sites/{site.domain}" + _filtered(params, by, row["value"]),
              "cells": [_shown(name, row.get(name), number, _) for name in columns]}
-            for row in rows[(page - 1) * DETAILS_PAGE : page * DETAILS_PAGE]
+            for row in rows
         ]  # fmt: skip
 
         def sort_url(name: str) -> str:
@@ -333,8 +347,8 @@ class Dashboard:
                 else None,
             },
             "rows": shown_rows,
-            "count": len(rows),
-            "total": number(len(rows)),
+            "count": len(everything),
+            "total": number(len(everything)),
             "search": search,
             "hidden": [(k, v) for k, v in params.items() if k not in ("search", "page")],
             "back_url": f"/sites/{site.domain}"
