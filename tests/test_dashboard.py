@@ -181,3 +181,23 @@ async def test_goals_show_with_their_conversion_rates(shop: Zeef) -> None:
                        r'<td class="number">([^<]*)</td>', section)  # fmt: skip
     assert cells == [(r["goal"], str(r["visitors"]), f"{r['conversion_rate']}%") for r in api]
     assert cells == [("Signup", "1", "33.33%")]
+
+
+async def test_realtime_yesterday_and_last_month_in_the_picker(shop: Zeef) -> None:
+    async with aclosing(await operator(shop)) as browser:
+        page = await browser.get("/sites/example.com?period=day")
+        picker = page.text.split('class="dash-periods"', 1)[1].split("</ul>", 1)[0]
+        links = re.findall(r'<li><a href="([^"]+)"[^>]*>([^<]+)</a></li>', picker)
+        by_label = {label: html.unescape(url) for url, label in links}
+        assert by_label["Yesterday"] == "?period=day&date=2026-03-13"
+        assert by_label["Last month"] == "?period=month&date=2026-02-01"
+        live = await browser.get("/sites/example.com" + by_label["Realtime"])
+        assert live.status_code == 200
+        assert 'aria-label="Comparison"' not in live.text
+        yesterday = await browser.get("/sites/example.com" + by_label["Yesterday"])
+        assert re.search(r'aria-current="true">Yesterday<', yesterday.text)
+        assert "13 March 2026" in yesterday.text
+        api = (await browser.get(
+            "/api/v1/stats/aggregate?site_id=example.com&period=day&date=2026-03-13"
+        )).json()["results"]  # fmt: skip
+        assert metric_values(yesterday.text)[0] == str(api["visitors"]["value"])

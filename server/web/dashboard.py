@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -42,12 +42,15 @@ TOP_LINE = (
 )
 # Periods the picker offers, as the Stats API names them.
 PERIODS = (
+    ("realtime", N_("Realtime")),
     ("day", N_("Today")),
+    ("yesterday", N_("Yesterday")),
     ("7d", N_("Last 7 days")),
     ("28d", N_("Last 28 days")),
     ("30d", N_("Last 30 days")),
     ("91d", N_("Last 91 days")),
     ("month", N_("This month")),
+    ("last_month", N_("Last month")),
     ("12mo", N_("Last 12 months")),
     ("year", N_("This year")),
     ("all", N_("All time")),
@@ -231,14 +234,8 @@ class Dashboard:
             "chart": chart,
             "metric_label": _(dict(TOP_LINE)[chosen]),
             "compare_label": _("Previous period") if query.comparison is not None else None,
-            "periods": [
-                {
-                    "label": _(label),
-                    "url": _with(params, period=key, date=None),
-                    "current": key == query.period,
-                }
-                for key, label in PERIODS
-            ],
+            "periods": _periods(params, query, now, _),
+            "realtime": query.period == "realtime",
             "comparisons": [
                 {
                     "label": _(label),
@@ -486,7 +483,44 @@ def _partial_from(series: list[dict[str, Any]], query: Query, now: datetime) -> 
     return started[-1] if started else None
 
 
+def _periods(params: Any, query: Query, now: datetime, _: Any) -> list[dict[str, Any]]:
+    """The picker's entries. Yesterday and last month are Plausible's shortcuts for a day and
+    a month anchored one step back (`date=`), which the Stats API reads the same way."""
+    today = now.astimezone(query.zone).date()
+    yesterday = (today - timedelta(days=1)).isoformat()
+    last_month = (today.replace(day=1) - timedelta(days=1)).replace(day=1).isoformat()
+    anchor = params.get("date")
+    out = []
+    for key, label in PERIODS:
+        period, date = {
+            "yesterday": ("day", yesterday),
+            "last_month": ("month", last_month),
+        }.get(key, (key, None))
+        if key == "day":
+            current = query.period == "day" and anchor in (None, today.isoformat())
+        elif key == "month":
+            current = query.period == "month" and (anchor is None or anchor[:7] == str(today)[:7])
+        elif date is not None:
+            current = (
+                query.period == period
+                and anchor is not None
+                and (anchor == date if key == "yesterday" else anchor[:7] == date[:7])
+            )
+        else:
+            current = query.period == period
+        extra = {"compare": None} if key == "realtime" else {}
+        url = _with(params, period=period, date=date, **extra)
+        out.append({"label": _(label), "url": url, "current": current})
+    return out
+
+
 def _range_label(query: Query, lang: str) -> str:
+    if query.period == "realtime":
+        return (
+            format_datetime(query.start, "HH:mm", locale=lang)
+            + " \N{EN DASH} "
+            + (format_datetime(query.end, "HH:mm", locale=lang))
+        )
     first, last = query.first_day, query.last_day
     if first == last:
         return format_date(first, "d MMMM y", locale=lang)
