@@ -272,3 +272,45 @@ def test_without_javascript_the_count_is_there_and_no_shortcuts_are_offered(
     assert live_count(page) > 0
     assert not page.is_visible("details.dash-keys")
     context.close()
+
+
+EVIL = '<img src=x onerror=alert(1)>"onmouseover=alert(2) =HYPERLINK("http://x")'
+
+
+def test_what_visitors_send_is_shown_as_text_and_never_runs(
+    browser: Any, live: str, screenshots: Path
+) -> None:
+    from urllib.parse import quote
+
+    with httpx.Client(base_url=live, trust_env=False, timeout=10) as http:
+        query = "&".join(f"utm_{name}={quote(EVIL)}" for name in
+                         ("source", "medium", "campaign", "content", "term"))  # fmt: skip
+        for event in (
+            {"n": "pageview", "u": f"https://{SITE}/{quote(EVIL)}?{query}", "d": SITE, "r": None},
+            {"n": EVIL, "u": f"https://{SITE}/", "d": SITE, "p": {"plan": EVIL}},
+        ):
+            headers = {"content-type": "text/plain", "user-agent": CHROME,
+                       "x-forwarded-for": "81.2.69.200"}  # fmt: skip
+            assert http.post("/api/event", content=json.dumps(event), headers=headers).is_success
+    time.sleep(0.5)
+    context, page, seen = logged_in(browser, live)
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    for path in (f"/sites/{SITE}?period=day&p1=2", f"/sites/{SITE}/details/visit:utm_campaign",
+                 f"/sites/{SITE}/details/event:page", f"/sites/{SITE}/details/event:name",
+                 f"/sites/{SITE}/details/visit:source"):  # fmt: skip
+        page.goto(live + path)
+        page.wait_for_load_state("networkidle")
+        text = page.inner_text("main")
+        # Shown, as text (a path as the browser sent it: percent-encoded).
+        assert "onerror=alert(1)" in text or "onerror%3Dalert%281%29" in text, path
+        assert page.locator("main img[src=x]").count() == 0, path
+    page.goto(f"{live}/sites/{SITE}?period=day&p1=2")
+    # A filter by that value, through its link: still text, in the chip too.
+    page.click("a[title^='Filter by <img']")
+    page.wait_for_load_state("networkidle")
+    assert "onerror=alert(1)" in page.inner_text(".chips")
+    page.screenshot(path=str(screenshots / "dashboard-hostile-values.png"), full_page=True)
+    assert dialogs == []
+    only_ours(live, seen)
+    context.close()
