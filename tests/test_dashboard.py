@@ -201,3 +201,23 @@ async def test_realtime_yesterday_and_last_month_in_the_picker(shop: Zeef) -> No
             "/api/v1/stats/aggregate?site_id=example.com&period=day&date=2026-03-13"
         )).json()["results"]  # fmt: skip
         assert metric_values(yesterday.text)[0] == str(api["visitors"]["value"])
+
+
+async def test_consent_and_drops_panels(shop: Zeef) -> None:
+    import json
+    import uuid
+
+    decision = {"site": "example.com", "consent_id": str(uuid.uuid4()), "action": "custom",
+                "choices": {"necessary": True, "analytics": True}, "revision": 1,
+                "language": "en", "texts_hash": "ab" * 32, "path": "/", "gpc": False}  # fmt: skip
+    assert (await shop.client.post("/api/consent", content=json.dumps(decision))).status_code < 300
+    await shop.send(pageview(), ua="curl/8.5.0")
+    await shop.flush()
+    async with aclosing(await operator(shop)) as browser:
+        page = await browser.get(f"/sites/example.com?{DAY}")
+    consent = page.text.split(">Consent</h2>", 1)[1].split("</section>", 1)[0]
+    assert "1 decision" in consent
+    assert re.search(r"<td>analytics</td><td class=\"number\">1</td><td class=\"number\">100%</td>",
+                     consent)  # fmt: skip
+    drops = page.text.split(">Not counted</h2>", 1)[1].split("</section>", 1)[0]
+    assert "a bot or crawler, not a person" in drops

@@ -216,6 +216,9 @@ class Dashboard:
             })  # fmt: skip
 
         principal = Principal.of_user(session.user)
+        manage = may(principal, Action.MANAGE_SITE, site.customer_id)
+        consent = await self._consent(site.id, query, number)
+        drops = await self._drops(request, query, number) if manage else None
         visible = [
             s
             for s in await self.storage.sites()
@@ -229,7 +232,9 @@ class Dashboard:
             # Visitors in the last 5 minutes; dashboard.js refreshes it from the Stats API.
             "current_visitors": {"count": current_visitors, "shown": number(current_visitors)},
             "public_url": self.admin.settings.public_url,
-            "manage": may(principal, Action.MANAGE_SITE, site.customer_id),
+            "manage": manage,
+            "consent": consent,
+            "drops": drops,
             "top": top,
             "chart": chart,
             "metric_label": _(dict(TOP_LINE)[chosen]),
@@ -253,6 +258,38 @@ class Dashboard:
             "sites": [s.domain for s in visible],
         }
         return self.admin._render(request, session, "dashboard.html", context, "/sites")
+
+    async def _consent(
+        self, site_id: int, query: Query, number: Callable[[float], str]
+    ) -> dict[str, Any] | None:
+        """The banner's decisions in the period, and how many accepted each optional
+        category; None when the site recorded none (it may not use the banner)."""
+        days = await self.storage.consent_rates(site_id, query.start_ts, query.end_ts)
+        decisions = sum(day["decisions"] for day in days)
+        if not decisions:
+            return None
+        accepted: dict[str, int] = {}
+        for day in days:
+            for category, count in day["accepted"].items():
+                accepted[category] = accepted.get(category, 0) + int(count or 0)
+        rows = [
+            {"category": category, "accepted": number(count),
+             "rate": f"{number(round(100 * count / decisions))}%"}
+            for category, count in sorted(accepted.items()) if category != "necessary"
+        ]  # fmt: skip
+        return {"count": decisions, "decisions": number(decisions), "rows": rows}
+
+    async def _drops(
+        self, request: Request, query: Query, number: Callable[[float], str]
+    ) -> list[dict[str, str]]:
+        """Events not counted in the period, by reason in words (for those who manage the
+        site: it is how they find a broken installation)."""
+        counts = await reports.drops(self.storage, query)
+        return [
+            {"why": self.admin._why(request, {"reason": reason, "example": None}),
+             "count": number(count)}
+            for reason, count in sorted(counts.items(), key=lambda kv: -kv[1]) if count
+        ]  # fmt: skip
 
     async def details(self, request: Request) -> Response:
         """Every row of one dimension: searchable, sortable, a page at a time."""
