@@ -179,3 +179,19 @@ async def test_an_admin_blocks_and_unblocks_a_user_of_their_customer(zeef: Zeef)
         assert removed.headers["location"] == "/users?done=removed"
         assert (await viewer.get("/sites")).headers["location"].startswith("/login")
     assert zeef.rows("SELECT email FROM users") == [{"email": "ann@acme.example"}]
+
+
+async def test_the_sites_overview_shows_today_and_a_week_line(zeef: Zeef) -> None:
+    await add_user(zeef, "op@zeef.example", "superuser")
+    await zeef.send(pageview())
+    await zeef.flush()
+    op, _ = await logged_in(zeef, "op@zeef.example")
+    async with aclosing(op):
+        page = await op.get("/sites")
+    row = page.text.split('<a href="/sites/example.com">example.com</a>', 1)[1].split("</tr>")[0]
+    assert re.search(r'<td class="number">1</td>', row)
+    points = re.search(r'<polyline points="([^"]+)"', row)
+    assert points and len(points.group(1).split()) == 7
+    # The last day (today) is the top of the line: y = 2 in a 32-high box.
+    assert points.group(1).split()[-1] == "100.0,2.0"
+    assert re.search(r'<span class="visually-hidden">0, 0, 0, 0, 0, 0, 1</span>', row)
