@@ -46,6 +46,18 @@ function ring(indexes) {
   return points;
 }
 
+// Fiji's and eastern Russia's rings cross the antimeridian, jumping from 180 to -180 degrees in
+// one step: drawn as they are, a band would cross the whole map. Each becomes two rings, the
+// far side's points moved onto its edge (so adding no area), one ring per side.
+function split(points) {
+  const jumps = points.some((p, i) => i > 0 && Math.abs(p[0] - points[i - 1][0]) > 180);
+  if (!jumps) return [points];
+  return [
+    points.map(([x, y]) => [x < 0 ? 180 : x, y]),
+    points.map(([x, y]) => [x > 0 ? -180 : x, y]),
+  ];
+}
+
 // Natural Earth I (Šavrič et al. 2011), as d3-geo's geoNaturalEarth1Raw.
 function project([longitude, latitude]) {
   const lambda = (longitude * Math.PI) / 180;
@@ -70,7 +82,9 @@ for (const geometry of topology.objects.countries.geometries) {
   if (!code) throw new Error(`no alpha-2 code for ${geometry.id} ${name}`);
   const polygons = geometry.type === "Polygon" ? [geometry.arcs] : geometry.arcs;
   const rings = shapes.get(code) ?? [];
-  for (const polygon of polygons) for (const indexes of polygon) rings.push(ring(indexes).map(project));
+  for (const polygon of polygons) {
+    for (const indexes of polygon) rings.push(...split(ring(indexes)).map((r) => r.map(project)));
+  }
   shapes.set(code, rings);
 }
 
@@ -102,12 +116,19 @@ function pathOf(rings) {
     const [fx, fy] = kept[0];
     const [ex, ey] = kept[kept.length - 1];
     if (ex === fx && ey === fy) kept.pop(); // z closes the ring
-    if (kept.length < 3) continue;
+    if (kept.length < 3 || area(kept) === 0) continue;
     const moves = kept.slice(1).map(([x, y], i) => [x - kept[i][0], y - kept[i][1]]);
     d += "m" + numbers([fx - px, fy - py]) + "l" + numbers(moves.flat()) + "z";
     [px, py] = [fx, fy];
   }
   return d;
+}
+
+function area(points) {
+  return points.reduce((sum, [x, y], i) => {
+    const [nx, ny] = points[(i + 1) % points.length];
+    return sum + x * ny - nx * y;
+  }, 0);
 }
 
 // Tenths as SVG numbers with the fewest separators: "-" and a second "." need none.
