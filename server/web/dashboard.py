@@ -29,6 +29,7 @@ from ..stats_api import BadRequest, query_from_params
 from .admin import Admin
 from .chart import build_chart
 from .templates import N_, language
+from .worldmap import world_map
 
 # The top line, in Plausible's order; each can be charted.
 TOP_LINE = (
@@ -78,6 +79,9 @@ PANELS = (
 GOALS_PANEL = (N_("Goals"), (("event:goal", N_("Goals"), N_("Goal")),
                               ("event:name", N_("Custom events"), N_("Event"))))  # fmt: skip
 PANEL_ROWS = 9
+# The Countries tab's map colours every country with visitors (there are fewer than 250), so
+# that tab reads them all and its table shows the first PANEL_ROWS.
+MAP_DIMENSION, MAP_ROWS = "visit:country", 250
 # The details view: every row, a page at a time, sortable by these.
 DETAILS_PAGE = 100
 VISIT_COLUMNS = ("visitors", "visits", "pageviews", "bounce_rate", "visit_duration")
@@ -143,11 +147,11 @@ class Dashboard:
         totals_task = reports.aggregate(self.storage, query, names, goals)
         series_task = reports.timeseries(self.storage, query, [chosen], goals)
         shown = [*PANELS, GOALS_PANEL] if goals else list(PANELS)
+        dimensions = [self._tab(params, i, tabs)[0] for i, (_heading, tabs) in enumerate(shown)]
         panel_tasks = [
-            reports.breakdown(self.storage, query, self._tab(params, i, tabs)[0],
-                              _panel_metrics(self._tab(params, i, tabs)[0]), goals,
-                              (0, PANEL_ROWS))
-            for i, (_heading, tabs) in enumerate(shown)
+            reports.breakdown(self.storage, query, by, _panel_metrics(by), goals,
+                              (0, MAP_ROWS if by == MAP_DIMENSION else PANEL_ROWS))
+            for by in dimensions
         ]  # fmt: skip
         compare_tasks: list[Any] = []
         if query.comparison is not None:
@@ -193,7 +197,7 @@ class Dashboard:
         panels = []
         for i, (heading, tabs) in enumerate(shown):
             dimension, column = self._tab(params, i, tabs)
-            rows = panels_rows[i]
+            rows = panels_rows[i][:PANEL_ROWS]
             rate = "conversion_rate" in _panel_metrics(dimension)
             top_value = max((row.get("visitors") or 0 for row in rows), default=0)
             panels.append({
@@ -213,6 +217,8 @@ class Dashboard:
                           "bar": _bar(row.get("visitors") or 0, top_value),
                           "filter_url": _filtered(params, dimension, row["value"])}
                          for row in rows],
+                "map": _map(panels_rows[i], params, number)
+                if dimension == MAP_DIMENSION and rows else None,
             })  # fmt: skip
 
         principal = Principal.of_user(session.user)
@@ -448,6 +454,25 @@ def _filtered(params: Any, dimension: str, value: Any) -> str:
     wanted = f"{dimension}=={text}"
     current = [f for f in _filters(params) if not f.startswith(dimension + "==")]
     return _with(params, filters=";".join([*current, wanted]))
+
+
+def _map(
+    rows: Sequence[dict[str, Any]], params: Any, number: Callable[[float], str]
+) -> dict[str, Any]:
+    """The Countries tab's map: each country shaded by its visitors, those with any linking to
+    the filter its table row links to."""
+    counts = {str(row["value"]): int(row.get("visitors") or 0) for row in rows if row["value"]}
+    drawn = world_map(counts)
+    return {
+        "view_box": drawn.view_box,
+        "countries": [
+            {"code": country.code, "d": country.d, "shade": country.shade,
+             "visitors": country.visitors, "shown": number(country.visitors),
+             "filter_url": _filtered(params, MAP_DIMENSION, country.code)
+             if country.visitors else None}
+            for country in drawn.countries
+        ],
+    }  # fmt: skip
 
 
 def _chips(params: Any, _: Callable[[str], str]) -> list[Chip]:
