@@ -160,6 +160,18 @@ class Admin:
         except ValueError:
             return None
 
+    async def _site_page(self, request: Request, action: Action) -> tuple[Site, Session] | Response:
+        """The site the path names and the session, when the user may do `action` to it; else
+        the answer (a site that does not exist is answered as another customer's: 404)."""
+        site = await self._site(request)
+        session, refused = await self._enter(request, action, site.customer_id if site else None)
+        if refused is not None:
+            return refused
+        if site is None:  # a superuser asking for a site that does not exist
+            return self.pages.error(request, 404)
+        assert session is not None
+        return site, session
+
     async def _visible_sites(self, principal: Principal) -> list[Site]:
         return [
             site
@@ -288,14 +300,10 @@ class Admin:
         return None
 
     async def site_settings(self, request: Request) -> Response:
-        site = await self._site(request)
-        owner = site.customer_id if site else None
-        session, refused = await self._enter(request, Action.MANAGE_SITE, owner)
-        if refused is not None:
-            return refused
-        if site is None:  # a superuser asking for a site that does not exist
-            return self.pages.error(request, 404)
-        assert session is not None
+        found = await self._site_page(request, Action.MANAGE_SITE)
+        if isinstance(found, Response):
+            return found
+        site, session = found
         _ = self.pages.gettext(request)
         error = None
         if request.method == "POST":
@@ -343,40 +351,29 @@ class Admin:
         return _(DROP_REASONS.get(drop["reason"], drop["reason"]))
 
     async def site_delete(self, request: Request) -> Response:
-        site = await self._site(request)
-        session, refused = await self._enter(
-            request, Action.MANAGE_SITE, site.customer_id if site else None
-        )
-        if refused is not None:
-            return refused
-        if site is None:
-            return self.pages.error(request, 404)
-        assert session is not None
+        found = await self._site_page(request, Action.MANAGE_SITE)
+        if isinstance(found, Response):
+            return found
+        site, session = found
         _ = self.pages.gettext(request)
         posted = await read_form(request)
         if field(posted, "confirm").strip().lower() != site.domain:
-            message = _("Type the site's domain to confirm that it is to be deleted.")
-        elif not await self.storage.delete_empty_site(site.id):
-            message = _(
-                "This site has counted visits or consent decisions, so it cannot be deleted "
-                "yet: deleting a site's data comes with retention."
+            return self.pages.error(
+                request, 400, _("Type the site's domain to confirm that it is to be deleted.")
             )
-        else:
-            await audit.record(self.storage, self._actor(request, session), "site deleted",
-                               site.domain, site.customer_id)  # fmt: skip
-            return RedirectResponse("/sites?done=site-deleted", status_code=303)
-        return self.pages.error(request, 409 if "retention" in message else 400, message)
+        if not await self.storage.delete_empty_site(site.id):
+            return self.pages.error(request, 409, _(
+                "This site has counted visits or consent decisions, so it cannot be deleted "
+                "yet: deleting a site's data comes with retention."))  # fmt: skip
+        await audit.record(self.storage, self._actor(request, session), "site deleted",
+                           site.domain, site.customer_id)  # fmt: skip
+        return RedirectResponse("/sites?done=site-deleted", status_code=303)
 
     async def consent_log(self, request: Request) -> Response:
-        site = await self._site(request)
-        session, refused = await self._enter(
-            request, Action.VIEW_CONSENT_LOG, site.customer_id if site else None
-        )
-        if refused is not None:
-            return refused
-        if site is None:
-            return self.pages.error(request, 404)
-        assert session is not None
+        found = await self._site_page(request, Action.VIEW_CONSENT_LOG)
+        if isinstance(found, Response):
+            return found
+        site, session = found
         since = int(time.time()) - 90 * 86400
         records = await self.storage.consent_records(site.id, since)
         records.sort(key=lambda record: record.created_at, reverse=True)

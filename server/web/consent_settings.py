@@ -81,16 +81,7 @@ class ConsentSettings(Admin):
 
     async def _allowed(self, request: Request) -> tuple[Site, Session] | Response:
         """The site and session when the user may manage the site; else the answer."""
-        site = await self._site(request)
-        session, refused = await self._enter(
-            request, Action.MANAGE_SITE, site.customer_id if site else None
-        )
-        if refused is not None:
-            return refused
-        if site is None:  # a superuser asking for a site that does not exist
-            return self.pages.error(request, 404)
-        assert session is not None
-        return site, session
+        return await self._site_page(request, Action.MANAGE_SITE)
 
     async def consent_page(self, request: Request) -> Response:
         allowed = await self._allowed(request)

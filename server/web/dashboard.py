@@ -121,15 +121,10 @@ class Dashboard:
         ]
 
     async def site(self, request: Request) -> Response:
-        site = await self.admin._site(request)
-        session, refused = await self.admin._enter(
-            request, Action.VIEW_STATS, site.customer_id if site else None
-        )
-        if refused is not None:
-            return refused
-        if site is None:
-            return self.pages.error(request, 404)
-        assert session is not None
+        found = await self.admin._site_page(request, Action.VIEW_STATS)
+        if isinstance(found, Response):
+            return found
+        site, session = found
         _ = self.pages.gettext(request)
         lang = language(request)
         params = request.query_params
@@ -299,18 +294,15 @@ class Dashboard:
 
     async def details(self, request: Request) -> Response:
         """Every row of one dimension: searchable, sortable, a page at a time."""
-        site = await self.admin._site(request)
-        session, refused = await self.admin._enter(
-            request, Action.VIEW_STATS, site.customer_id if site else None
-        )
-        if refused is not None:
-            return refused
+        found = await self.admin._site_page(request, Action.VIEW_STATS)
+        if isinstance(found, Response):
+            return found
+        site, session = found
         by = request.path_params["dimension"]
         known = {dim: (heading, column) for heading, tabs in (*PANELS, GOALS_PANEL)
                  for dim, _tab, column in tabs}  # fmt: skip
-        if site is None or by not in known:
+        if by not in known:
             return self.pages.error(request, 404)
-        assert session is not None
         _ = self.pages.gettext(request)
         lang = language(request)
         params = request.query_params

@@ -151,14 +151,10 @@ class Export:
 
     async def _prepare(self, request: Request) -> Response | tuple[Site, Query, list[Any]]:
         """The site, the query and its goals; or the answer when the request cannot have them."""
-        site = await self.admin._site(request)
-        _session, refused = await self.admin._enter(
-            request, Action.VIEW_STATS, site.customer_id if site else None
-        )
-        if refused is not None:
-            return refused
-        if site is None:
-            return self.pages.error(request, 404)
+        found = await self.admin._site_page(request, Action.VIEW_STATS)
+        if isinstance(found, Response):
+            return found
+        site, _session = found
         try:
             query = query_from_params(request.query_params, site, self.admin.clock())
         except (BadRequest, QueryError, FilterError) as exc:
