@@ -13,7 +13,7 @@ import time
 import zoneinfo
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from babel.numbers import format_decimal
 from starlette.requests import Request
@@ -59,6 +59,7 @@ DROP_REASONS = {
     "no_consent": N_("the visitor had not consented to analytics"),
     "overloaded": N_("the server was overloaded and asked the browser to retry"),
 }
+T = TypeVar("T")
 TIMEZONES = sorted(zoneinfo.available_timezones())
 
 
@@ -164,13 +165,21 @@ class Admin:
         """The site the path names and the session, when the user may do `action` to it; else
         the answer (a site that does not exist is answered as another customer's: 404)."""
         site = await self._site(request)
-        session, refused = await self._enter(request, action, site.customer_id if site else None)
+        return await self._gate(request, action, site, site.customer_id if site else None)
+
+    async def _gate(
+        self, request: Request, action: Action, found: T | None, owner: int | None
+    ) -> tuple[T, Session] | Response:
+        """`found` (the object the path names) and the session, when the user may do `action`
+        to an object of `owner`; else the answer. An object that does not exist is answered
+        as another customer's would be: 404 (only a superuser gets that far without one)."""
+        session, refused = await self._enter(request, action, owner)
         if refused is not None:
             return refused
-        if site is None:  # a superuser asking for a site that does not exist
+        if found is None:
             return self.pages.error(request, 404)
         assert session is not None
-        return site, session
+        return found, session
 
     async def _visible_sites(self, principal: Principal) -> list[Site]:
         return [
@@ -458,30 +467,28 @@ class Admin:
         row = await self.storage.user_by_id(request.path_params["id"])
         return User.from_row(row) if row else None
 
-    async def user_page(self, request: Request) -> Response:
+    async def _user_page(self, request: Request) -> tuple[User, Session] | Response:
         user = await self._user(request)
-        session, refused = await self._enter(
-            request, Action.MANAGE_USERS, user.customer_id if user else None
+        return await self._gate(
+            request, Action.MANAGE_USERS, user, user.customer_id if user else None
         )
-        if refused is not None:
-            return refused
-        if user is None:
-            return self.pages.error(request, 404)
-        assert session is not None
+
+    async def user_page(self, request: Request) -> Response:
+        found = await self._user_page(request)
+        if isinstance(found, Response):
+            return found
+        user, session = found
         context = {"subject": user, "roles": users.CUSTOMER_ROLES, "link": None}
         return self._render(request, session, "user.html", context, "/users")
 
     async def user_change(self, request: Request) -> Response:
-        user = await self._user(request)
-        session, refused = await self._enter(
-            request, Action.MANAGE_USERS, user.customer_id if user else None
-        )
-        if refused is not None:
-            return refused
+        found = await self._user_page(request)
+        if isinstance(found, Response):
+            return found
+        user, session = found
         change = request.path_params["change"]
-        if user is None or change not in ("role", "block", "unblock", "reset", "remove"):
+        if change not in ("role", "block", "unblock", "reset", "remove"):
             return self.pages.error(request, 404)
-        assert session is not None
         _ = self.pages.gettext(request)
         actor = self._actor(request, session)
         if user.id == session.user.id and change in ("role", "block", "remove", "reset"):
@@ -539,35 +546,28 @@ class Admin:
         context = {"keys": keys, "created": created}
         return self._render(request, session, "api_keys.html", context, "/api-keys")
 
-    async def _key(self, request: Request) -> dict[str, Any] | None:
+    async def _key_page(self, request: Request) -> tuple[dict[str, Any], Session] | Response:
         key_id = request.path_params["id"]
         rows = await self.storage.api_keys_of_customer(None)
-        return next((row for row in rows if row["id"] == key_id), None)
+        key = next((row for row in rows if row["id"] == key_id), None)
+        return await self._gate(
+            request, Action.MANAGE_API_KEYS, key, key["customer_id"] if key else None
+        )
 
     async def key_page(self, request: Request) -> Response:
-        key = await self._key(request)
-        session, refused = await self._enter(
-            request, Action.MANAGE_API_KEYS, key["customer_id"] if key else None
-        )
-        if refused is not None:
-            return refused
-        if key is None:
-            return self.pages.error(request, 404)
-        assert session is not None
+        found = await self._key_page(request)
+        if isinstance(found, Response):
+            return found
+        key, session = found
         shown = {**key, "created": _time(key["created_at"]),
                  "used": _time(key["last_used_at"]) if key["last_used_at"] else None}  # fmt: skip
         return self._render(request, session, "api_key.html", {"key": shown}, "/api-keys")
 
     async def key_revoke(self, request: Request) -> Response:
-        key = await self._key(request)
-        session, refused = await self._enter(
-            request, Action.MANAGE_API_KEYS, key["customer_id"] if key else None
-        )
-        if refused is not None:
-            return refused
-        if key is None:
-            return self.pages.error(request, 404)
-        assert session is not None
+        found = await self._key_page(request)
+        if isinstance(found, Response):
+            return found
+        key, session = found
         if await self.storage.revoke_api_key(key["id"], int(time.time())):
             await audit.record(self.storage, self._actor(request, session), "API key revoked",
                                f"{key['id']} of {key['owner']}", key["customer_id"])  # fmt: skip
