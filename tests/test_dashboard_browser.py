@@ -60,7 +60,8 @@ def traffic(url: str) -> None:
     agents = [CHROME, FIREFOX, IPHONE]
     with httpx.Client(base_url=url, trust_env=False, timeout=10) as http:
         for n in range(60):
-            event = {"n": "pageview", "u": f"https://{SITE}{pages[n % 5]}", "d": SITE,
+            tagged = "?utm_source=newsletter&utm_medium=email&utm_campaign=spring" * (n % 4 == 0)
+            event = {"n": "pageview", "u": f"https://{SITE}{pages[n % 5]}{tagged}", "d": SITE,
                      "r": referrers[(n * 3) % 5]}  # fmt: skip
             headers = {"content-type": "text/plain", "user-agent": agents[n % 3],
                        "x-forwarded-for": f"81.2.{n % 7}.{n}"}  # fmt: skip
@@ -149,6 +150,13 @@ def test_the_dashboard_filters_compares_and_reads_well(
     page.wait_for_load_state()
     assert page.locator(".chips").count() == 0
     assert page.locator("svg.chart-svg").count() == 1
+    # The UTM tabs, in the sources panel's drop-down.
+    sources = page.locator("section.panel", has_text="Top sources")
+    sources.locator(".tab-menu summary").click()
+    sources.screenshot(path=str(screenshots / "dashboard-utm-menu.png"))
+    sources.locator("text=UTM mediums").click()
+    page.wait_for_url("**p1=4**")
+    assert "email" in page.locator("section.panel", has_text="Top sources").inner_text()
     only_ours(live, seen)
     context.close()
 
@@ -249,6 +257,11 @@ def test_keyboard_shortcuts(browser: Any, live: str, screenshots: Path) -> None:
     page.keyboard.press("x")
     page.wait_for_url("**compare=previous_period**")
     assert "period=day" in page.url
+    page.keyboard.press("r")
+    page.wait_for_url("**period=realtime**")
+    assert "compare=" not in page.url  # nothing to compare realtime with
+    page.keyboard.press("7")
+    page.wait_for_url("**period=7d**")
 
     # Not from a modifier, not past today, not while typing.
     here = page.url

@@ -36,8 +36,8 @@
   if (!keys) return;
   keys.hidden = false;
   // Plausible's letters, for the periods Zeef has.
-  const PERIODS = { d: 'day', e: 'day', w: '7d', f: '28d', t: '30d', n: '91d', m: 'month',
-    p: 'month', y: 'year', l: '12mo', a: 'all' };
+  const PERIODS = { d: 'day', e: 'day', w: '7d', 7: '7d', f: '28d', t: '30d', n: '91d',
+    m: 'month', p: 'month', y: 'year', l: '12mo', a: 'all', r: 'realtime' };
   // What an arrow moves a period by: days, or months from the first of the anchor's month.
   const DAYS = { day: 1, '7d': 7, '28d': 28, '30d': 30, '91d': 91 };
   const MONTHS = { month: 1, '6mo': 6, '12mo': 12, year: 12 };
@@ -69,6 +69,7 @@
       q.delete('date');
       if (key === 'e') q.set('date', shift(now, -1, 0));
       if (key === 'p') q.set('date', shift(now, 0, -1));
+      if (key === 'r') q.delete('compare'); // realtime has nothing to compare with
     } else if (key === 'x') {
       if (q.get('compare')) q.delete('compare');
       else q.set('compare', 'previous_period');

@@ -349,3 +349,9 @@ async def _page_extras(
             row["time_on_page"] = (
                 seconds / row["visits"] if seconds is not None and row["visits"] else None
             )
+
+
+async def property_names(storage: Storage, query: Query) -> list[str]:
+    """The custom property names sent in the period, sorted: what `event:props:NAME` can be
+    broken down or filtered by."""
+    return await storage.property_names(query)

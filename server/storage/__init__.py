@@ -292,6 +292,10 @@ class EventStore(Protocol):
         """When the site's first stored visit started: where `all` begins."""
         ...
 
+    async def property_names(self, query: Query) -> list[str]:
+        """The custom property names of the period's hits, sorted."""
+        ...
+
     async def build_rollups(self, now: int, stop: threading.Event | None = None) -> int:
         """Bring the per-day sums reports read up to date with what is stored (a backend
         without them returns 0); `stop` set ends it early. Returns the site-days (re)built."""

@@ -917,6 +917,12 @@ class SQLiteStorage(AccountTables):
         async with self._read() as conn:
             return await reports_sql.first_visit(conn, site_id)
 
+    async def property_names(self, query: Query) -> list[str]:
+        async with self._read() as conn:
+            return await reports_sql.property_names(
+                conn, query, rollups_sql.EVERY_HIT, rollups_sql.VERSION
+            )
+
     async def site_drops(self, query: Query) -> dict[str, int]:
         start_day, end_day = query.utc_days
         params = {"site_id": query.site.id, "start_day": start_day, "end_day": end_day}

@@ -483,3 +483,37 @@ async def first_visit(conn: Any, site_id: int) -> int | None:
     )
     first = rows[0]["first"]
     return int(first) if first is not None else None
+
+
+# The property names of a period's hits: those the rollups summed for its days (the primary
+# key's run of `event:props:*` dimensions; week and span labels sort after the days'), and those
+# of the hits stored since the last build read raw, so a name sent a minute ago is there.
+SUMMED_PROPERTY_NAMES = """
+SELECT DISTINCT substr(dimension, 13) AS name FROM rollups
+WHERE site_id = :site AND segment = 0
+  AND dimension >= 'event:props:' AND dimension < 'event:props;' AND dimension != :every
+  AND day >= :first AND day <= :last
+"""
+SUMMED_UNTIL = """
+SELECT MAX(covered) AS until FROM rollup_days
+WHERE site_id = :site AND segment = 0 AND version = :version AND day >= :first AND day <= :last
+"""
+RAW_PROPERTY_NAMES = """
+SELECT DISTINCT j.key AS name FROM events AS e, json_each(e.props) AS j
+WHERE e.site_id = :site AND e.ts >= :since AND e.ts < :end AND e.props IS NOT NULL
+  AND json_valid(e.props) AND json_type(e.props) = 'object'
+"""
+
+
+async def property_names(conn: Any, query: Query, every: str, version: int) -> list[str]:
+    """Custom property names sent in the query's period, sorted (what the Goals panel's
+    Properties tab offers). Unfiltered: a name is offered even where the filters leave none
+    of its hits, as a form lists its options."""
+    params = {"site": query.site.id, "first": query.first_day.isoformat(),
+              "last": query.last_day.isoformat(), "every": every, "version": version,
+              "end": query.end_ts}  # fmt: skip
+    names = {row["name"] for row in await fetch(conn, SUMMED_PROPERTY_NAMES, params)}
+    until = (await fetch(conn, SUMMED_UNTIL, params))[0]["until"]
+    params["since"] = max(query.start_ts, int(until or 0))
+    names.update(row["name"] for row in await fetch(conn, RAW_PROPERTY_NAMES, params))
+    return sorted(str(name) for name in names if name)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from babel.dates import format_date, format_datetime
-from babel.numbers import format_decimal
+from babel.numbers import format_currency, format_decimal
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -61,23 +61,59 @@ COMPARISONS = (
     ("previous_period", N_("Previous period")),
     ("year_over_year", N_("Year over year")),
 )
-# Panels: a heading, and tabs of (dimension, tab label, column label).
+
+
+@dataclass(frozen=True)
+class Tab:
+    """A panel's tab: a dimension, the tab's label and its table's column heading. Tabs with a
+    `menu` sit in that drop-down (UTM tags: five are too many tabs for a phone). `drill` is
+    shown instead while the dashboard is filtered to one value of the dimension, as Plausible
+    drills from a source to its referrers and from a browser to its versions."""
+
+    dimension: str
+    label: str
+    column: str
+    menu: str | None = None
+    drill: Tab | None = None
+
+
+# The Goals panel's property tab: its dimension is `event:props:NAME` for the chosen NAME.
+PROPERTIES = "event:props"
+PROPS = PROPERTIES + ":"
 PANELS = (
-    (N_("Top pages"), (("event:page", N_("Pages"), N_("Page")),
-                       ("visit:entry_page", N_("Entry pages"), N_("Entry page")),
-                       ("visit:exit_page", N_("Exit pages"), N_("Exit page")))),
-    (N_("Top sources"), (("visit:source", N_("Sources"), N_("Source")),
-                         ("visit:channel", N_("Channels"), N_("Channel")),
-                         ("visit:utm_campaign", N_("Campaigns"), N_("Campaign")))),
-    (N_("Locations"), (("visit:country", N_("Countries"), N_("Country")),
-                       ("visit:region", N_("Regions"), N_("Region")),
-                       ("visit:city", N_("Cities"), N_("City")))),
-    (N_("Devices"), (("visit:browser", N_("Browsers"), N_("Browser")),
-                     ("visit:os", N_("Operating systems"), N_("Operating system")),
-                     ("visit:device", N_("Devices"), N_("Device")))),
+    (N_("Top pages"), (Tab("event:page", N_("Pages"), N_("Page")),
+                       Tab("visit:entry_page", N_("Entry pages"), N_("Entry page")),
+                       Tab("visit:exit_page", N_("Exit pages"), N_("Exit page")))),
+    (N_("Top sources"), (
+        Tab("visit:source", N_("Sources"), N_("Source"),
+            drill=Tab("visit:referrer", N_("Referrers"), N_("Referrer"))),
+        Tab("visit:channel", N_("Channels"), N_("Channel")),
+        Tab("visit:utm_campaign", N_("UTM campaigns"), N_("Campaign"), menu=N_("Campaigns")),
+        Tab("visit:utm_source", N_("UTM sources"), N_("UTM source"), menu=N_("Campaigns")),
+        Tab("visit:utm_medium", N_("UTM mediums"), N_("UTM medium"), menu=N_("Campaigns")),
+        Tab("visit:utm_content", N_("UTM contents"), N_("UTM content"), menu=N_("Campaigns")),
+        Tab("visit:utm_term", N_("UTM terms"), N_("UTM term"), menu=N_("Campaigns")))),
+    (N_("Locations"), (Tab("visit:country", N_("Countries"), N_("Country")),
+                       Tab("visit:region", N_("Regions"), N_("Region")),
+                       Tab("visit:city", N_("Cities"), N_("City")))),
+    (N_("Devices"), (
+        Tab("visit:browser", N_("Browsers"), N_("Browser"),
+            drill=Tab("visit:browser_version", N_("Browser versions"), N_("Browser version"))),
+        Tab("visit:os", N_("OS"), N_("Operating system"),
+            drill=Tab("visit:os_version", N_("OS versions"), N_("OS version"))),
+        Tab("visit:device", N_("Devices"), N_("Device")))),
 )  # fmt: skip
-GOALS_PANEL = (N_("Goals"), (("event:goal", N_("Goals"), N_("Goal")),
-                              ("event:name", N_("Custom events"), N_("Event"))))  # fmt: skip
+GOALS_PANEL = (N_("Goals"), (Tab("event:goal", N_("Goals"), N_("Goal")),
+                              Tab("event:name", N_("Custom events"), N_("Event")),
+                              Tab(PROPERTIES, N_("Properties"), N_("Value"))))  # fmt: skip
+# Every dimension a details view lists, with its heading and column.
+DETAILS = {
+    tab.dimension: (heading, tab.column)
+    for heading, tabs in (*PANELS, GOALS_PANEL)
+    for top in tabs
+    for tab in (top, *((top.drill,) if top.drill else ()))
+    if tab.dimension != PROPERTIES
+}
 PANEL_ROWS = 9
 # The Countries tab's map colours every country with visitors (there are fewer than 250), so
 # that tab reads them all and its table shows the first PANEL_ROWS.
@@ -98,7 +134,10 @@ COLUMN_LABELS = {
     "scroll_depth": N_("Scroll depth"),
     "events": N_("Events"),
     "conversion_rate": N_("Conversion rate"),
+    "total_revenue": N_("Revenue"),
+    "average_revenue": N_("Average revenue"),
 }
+MONEY = ("total_revenue", "average_revenue")
 
 
 @dataclass(frozen=True)
@@ -141,12 +180,16 @@ class Dashboard:
 
         totals_task = reports.aggregate(self.storage, query, names, goals)
         series_task = reports.timeseries(self.storage, query, [chosen], goals)
-        shown = [*PANELS, GOALS_PANEL] if goals else list(PANELS)
-        dimensions = [self._tab(params, i, tabs)[0] for i, (_heading, tabs) in enumerate(shown)]
+        keys = await reports.property_names(self.storage, query)
+        shown = [*PANELS, GOALS_PANEL] if goals or keys else list(PANELS)
+        chosen_tabs = [_chosen(params, i, tabs, keys) for i, (_heading, tabs) in enumerate(shown)]
+        revenue = any(goal.currency for goal in goals)
         panel_tasks = [
-            reports.breakdown(self.storage, query, by, _panel_metrics(by), goals,
-                              (0, MAP_ROWS if by == MAP_DIMENSION else PANEL_ROWS))
-            for by in dimensions
+            reports.breakdown(self.storage, query, tab.dimension,
+                              _panel_metrics(tab.dimension, revenue=revenue), goals,
+                              (0, MAP_ROWS if tab.dimension == MAP_DIMENSION else PANEL_ROWS))
+            if tab.dimension != PROPERTIES else _nothing()
+            for tab, _index in chosen_tabs
         ]  # fmt: skip
         compare_tasks: list[Any] = []
         if query.comparison is not None:
@@ -191,24 +234,34 @@ class Dashboard:
 
         panels = []
         for i, (heading, tabs) in enumerate(shown):
-            dimension, column = self._tab(params, i, tabs)
+            tab, current = chosen_tabs[i]
+            dimension = tab.dimension
             rows = panels_rows[i][:PANEL_ROWS]
-            rate = "conversion_rate" in _panel_metrics(dimension)
+            metrics = _panel_metrics(dimension, revenue=revenue)
+            rate = "conversion_rate" in metrics
             top_value = max((row.get("visitors") or 0 for row in rows), default=0)
             panels.append({
                 "heading": _(heading),
-                "column": _(column),
+                "column": _(tab.column) if not dimension.startswith(PROPS) else
+                dimension.removeprefix(PROPS),
                 "rate": rate,
-                "details_url": f"/sites/{site.domain}/details/{dimension}"
-                + _with(params, metric=None),
-                "tabs": [{"label": _(tab_label), "url": _with(params, **{f"p{i}": str(t)}),
-                          "current": dim == dimension}
-                         for t, (dim, tab_label, _col) in enumerate(tabs)],
+                "revenue": "total_revenue" in metrics,
+                "details_url": _details_url(site.domain, dimension, params),
+                # A drill-down names the tab for what it lists ("Referrers").
+                "tabs": [{"label": _((tab if n == current else t).label),
+                          "url": _with(params, **{f"p{i}": str(n)}),
+                          "current": n == current}
+                         for n, t in enumerate(tabs) if t.menu is None],
+                "menu": _menu(params, i, tabs, current, _),
+                "properties": [{"name": key, "url": _with(params, prop=key),
+                                "current": dimension == PROPS + key} for key in keys]
+                if tabs[current].dimension == PROPERTIES else None,
                 "rows": [{"value": row["value"] if row["value"] not in (None, "") else
                           _("(none)"),
                           "visitors": number(row.get("visitors") or 0),
                           "rate": _shown("conversion_rate", row.get("conversion_rate"),
                                          number, _) if rate else None,
+                          "revenue": _money(row.get("total_revenue"), lang),
                           "bar": _bar(row.get("visitors") or 0, top_value),
                           "filter_url": _filtered(params, dimension, row["value"])}
                          for row in rows],
@@ -299,9 +352,7 @@ class Dashboard:
             return found
         site, session = found
         by = request.path_params["dimension"]
-        known = {dim: (heading, column) for heading, tabs in (*PANELS, GOALS_PANEL)
-                 for dim, _tab, column in tabs}  # fmt: skip
-        if by not in known:
+        if by not in DETAILS and not (by.startswith(PROPS) and len(by) > len(PROPS)):
             return self.pages.error(request, 404)
         _ = self.pages.gettext(request)
         lang = language(request)
@@ -316,7 +367,7 @@ class Dashboard:
         except (BadRequest, QueryError, FilterError) as exc:
             return self.pages.error(request, 400, str(exc))
         goals = list(await self.storage.goals(site.id))
-        columns = _panel_metrics(by, details=True)
+        columns = _panel_metrics(by, True, any(goal.currency for goal in goals))
         order = params.get("order", "visitors")
         if order not in (*columns, "name"):
             order = "visitors"
@@ -341,8 +392,7 @@ class Dashboard:
                 if order == "name":
                     rows.sort(key=lambda r: str(r["value"]).lower(), reverse=descending)
                 else:
-                    rows.sort(key=lambda r: (r.get(order) is None, r.get(order) or 0),
-                              reverse=descending)  # fmt: skip
+                    rows.sort(key=lambda r: _sort_value(r.get(order)), reverse=descending)
                 rows = rows[window[0] : window[0] + DETAILS_PAGE]
         except (QueryError, FilterError, metric.MetricError) as exc:
             return self.pages.error(request, 400, str(exc))
@@ -350,7 +400,9 @@ class Dashboard:
         shown_rows = [
             {"value": row["value"] if row["value"] not in (None, "") else _("(none)"),
              "filter_url": f"/sites/{site.domain}" + _filtered(params, by, row["value"]),
-             "cells": [_shown(name, row.get(name), number, _) for name in columns]}
+             "cells": [_money(row.get(name), lang) or _shown(name, row.get(name), number, _)
+                       if name in MONEY else _shown(name, row.get(name), number, _)
+                       for name in columns]}
             for row in rows
         ]  # fmt: skip
 
@@ -358,11 +410,11 @@ class Dashboard:
             flip = "asc" if order == name and descending else "desc"
             return _with(params, order=name, dir=flip, page=None)
 
-        heading, column = known[by]
+        heading, column = DETAILS.get(by, (GOALS_PANEL[0], by.removeprefix(PROPS)))
         context = {
             "site": site,
             "heading": _(heading),
-            "column": _(column),
+            "column": _(column) if by in DETAILS else column,
             "range": _range_label(query, lang),
             "columns": [
                 {
@@ -395,12 +447,68 @@ class Dashboard:
         }
         return self.admin._render(request, session, "details.html", context, "/sites")
 
-    def _tab(
-        self, params: Any, index: int, tabs: Sequence[tuple[str, str, str]]
-    ) -> tuple[str, str]:
-        raw = params.get(f"p{index}", "0")
-        chosen = int(raw) if raw.isdigit() and int(raw) < len(tabs) else 0
-        return tabs[chosen][0], tabs[chosen][2]
+
+def _chosen(params: Any, index: int, tabs: Sequence[Tab], keys: Sequence[str]) -> tuple[Tab, int]:
+    """The tab panel `index` shows (`p0`, `p1`... in the URL) and its place among `tabs`: its
+    drill-down while the dashboard is filtered to one value of its dimension, and for the
+    Properties tab `event:props:NAME` of the name in `prop` (else the first)."""
+    raw = params.get(f"p{index}", "0")
+    current = int(raw) if raw.isdigit() and int(raw) < len(tabs) else 0
+    tab = tabs[current]
+    if tab.drill is not None and _one_value(params, tab.dimension):
+        return tab.drill, current
+    if tab.dimension == PROPERTIES and keys:
+        name = params.get("prop")
+        return replace(tab, dimension=PROPS + (name if name in keys else keys[0])), current
+    return tab, current
+
+
+def _one_value(params: Any, dimension: str) -> bool:
+    """Whether the filters hold `dimension` equal to a single value."""
+    return any(
+        f.startswith(dimension + "==") and "|" not in f.replace("\\|", "") for f in _filters(params)
+    )
+
+
+def _menu(
+    params: Any, index: int, tabs: Sequence[Tab], current: int, _: Callable[[str], str]
+) -> dict[str, Any] | None:
+    """A panel's drop-down of further tabs (UTM tags), labelled by the chosen one of them."""
+    items = [(n, tab) for n, tab in enumerate(tabs) if tab.menu is not None]
+    if not items:
+        return None
+    chosen = next((tab for n, tab in items if n == current), None)
+    return {
+        "label": _(chosen.label if chosen else items[0][1].menu or ""),
+        "current": chosen is not None,
+        "entries": [{"label": _(tab.label), "url": _with(params, **{f"p{index}": str(n)}),
+                   "current": n == current} for n, tab in items],
+    }  # fmt: skip
+
+
+async def _nothing() -> list[dict[str, Any]]:
+    return []
+
+
+def _sort_value(value: Any) -> tuple[bool, float]:
+    """A cell's sort key: missing last (descending), revenue by its amount."""
+    if isinstance(value, dict):
+        value = value.get("value")
+    return (value is None, float(value or 0))
+
+
+def _money(value: Any, lang: str) -> str | None:
+    """Revenue as the engine gives it ({"value", "currency"}), in the UI language's format."""
+    if not isinstance(value, dict):
+        return None
+    return str(format_currency(value["value"], value["currency"], locale=lang))
+
+
+def _details_url(domain: str, dimension: str, params: Any) -> str | None:
+    # A property name with a slash cannot be a path segment: its tab has no details view.
+    if "/" in dimension:
+        return None
+    return f"/sites/{domain}/details/{quote(dimension, safe=':')}" + _with(params, metric=None)
 
 
 def _with_range(params: Any) -> dict[str, str]:
@@ -413,12 +521,13 @@ def _with_range(params: Any) -> dict[str, str]:
     return merged
 
 
-def _panel_metrics(by: str, details: bool = False) -> tuple[str, ...]:
+def _panel_metrics(by: str, details: bool = False, revenue: bool = False) -> tuple[str, ...]:
     if by == "event:goal":
-        return GOAL_COLUMNS
+        # Revenue only where a goal carries it: the engine has none to give otherwise.
+        return (*GOAL_COLUMNS, "total_revenue", "average_revenue") if revenue else GOAL_COLUMNS
     if not details:
         return ("visitors",)
-    if by == "event:name":
+    if by == "event:name" or by.startswith(PROPS):
         return ("visitors", "events")
     return PAGE_COLUMNS if by == "event:page" else VISIT_COLUMNS
 

@@ -1,0 +1,170 @@
+"""The dashboard's further tabs over HTTP, each equal to the Stats API's breakdown: UTM tags,
+a source's referrers and a browser's versions (drill-downs while filtered to one value), custom
+properties and goal revenue; and their details views."""
+
+from __future__ import annotations
+
+import html
+import re
+from contextlib import aclosing
+
+from server.goals import Goal
+
+from .conftest import FIREFOX, IPHONE, A, B, C, Clock, Zeef, pageview
+from .test_dashboard import operator
+
+DAY = "period=day&date=2026-03-14"
+
+
+def panel(page: str, heading: str) -> str:
+    return page.split(f">{heading}</h2>", 1)[1].split("</section>", 1)[0]
+
+
+def rows(section: str, columns: int = 1) -> list[tuple[str, ...]]:
+    cell = r'\s*<td class="number">([^<]*)</td>'
+    found = re.findall(r'title="[^"]*">([^<]*)</a></td>' + cell * columns, section)
+    return [tuple(html.unescape(c) for c in row) for row in found]
+
+
+async def campaign(zeef: Zeef, clock: Clock) -> Zeef:
+    """Saturday 14 March 2026: three visitors from tagged links and Google, one buying."""
+    tagged = "https://example.com/?utm_source=news&utm_medium=email&utm_campaign=spring"
+    await zeef.send(pageview(tagged + "&utm_content=top&utm_term=shoes"), ip=A)
+    await zeef.send(pageview(tagged + "&utm_content=bottom"), ip=B, ua=FIREFOX)
+    await zeef.send(pageview("https://example.com/", r="https://www.google.com/search?q=x"),
+                    ip=C, ua=IPHONE)  # fmt: skip
+    clock.advance(minutes=2)
+    await zeef.send({"n": "Purchase", "u": "https://example.com/cart", "d": "example.com",
+                     "p": {"plan": "pro", "<b>key</b>": "<script>x</script>"},
+                     "$": {"amount": "49.90", "currency": "EUR"}}, ip=A)  # fmt: skip
+    await zeef.send({"n": "Purchase", "u": "https://example.com/cart", "d": "example.com",
+                     "p": {"plan": "basic"}, "$": {"amount": "10", "currency": "EUR"}},
+                    ip=C, ua=IPHONE)  # fmt: skip
+    await zeef.flush()
+    storage = zeef.app.state.storage
+    [site] = [s for s in await storage.sites() if s.domain == "example.com"]
+    await storage.add_goal(Goal(site.id, "event", "Purchase", event_name="Purchase",
+                                currency="EUR"))  # fmt: skip
+    return zeef
+
+
+async def api_rows(browser: object, prop: str, key: str, extra: str = "") -> list[tuple[str, str]]:
+    answer = await browser.get(  # type: ignore[attr-defined]
+        f"/api/v1/stats/breakdown?site_id=example.com&{DAY}&property={prop}{extra}"
+    )
+    assert answer.status_code == 200, answer.text
+    return [(str(r[key]), str(r["visitors"])) for r in answer.json()["results"]]
+
+
+async def test_utm_tabs_sit_in_a_menu_and_equal_the_api(zeef: Zeef, clock: Clock) -> None:
+    await campaign(zeef, clock)
+    async with aclosing(await operator(zeef)) as browser:
+        page = (await browser.get(f"/sites/example.com?{DAY}")).text
+        menu = panel(page, "Top sources").split('class="tab-menu"', 1)[1].split("</details>")[0]
+        labels = re.findall(r">([^<>]+)</a></li>", menu)
+        assert labels == [
+            "UTM campaigns",
+            "UTM sources",
+            "UTM mediums",
+            "UTM contents",
+            "UTM terms",
+        ]
+        for index, (prop, key) in enumerate(
+            [("visit:utm_campaign", "utm_campaign"), ("visit:utm_source", "utm_source"),
+             ("visit:utm_medium", "utm_medium"), ("visit:utm_content", "utm_content"),
+             ("visit:utm_term", "utm_term")], start=2
+        ):  # fmt: skip
+            page = (await browser.get(f"/sites/example.com?{DAY}&p1={index}")).text
+            section = panel(page, "Top sources")
+            assert rows(section) == await api_rows(browser, prop, key), prop
+            # The menu names the tab shown.
+            assert '<summary class="current">UTM ' in section
+        assert rows(panel(page, "Top sources")) == [("shoes", "1")]
+
+
+async def test_a_source_drills_down_to_its_referrers(zeef: Zeef, clock: Clock) -> None:
+    await campaign(zeef, clock)
+    async with aclosing(await operator(zeef)) as browser:
+        page = (await browser.get(f"/sites/example.com?{DAY}")).text
+        assert ("Google", "1") in rows(panel(page, "Top sources"))
+        filtered = f"{DAY}&filters=visit:source%3D%3DGoogle"
+        page = (await browser.get(f"/sites/example.com?{filtered}")).text
+        section = panel(page, "Top sources")
+        assert 'aria-current="true">Referrers</a>' in section
+        expected = await api_rows(browser, "visit:referrer", "referrer",
+                                  "&filters=visit:source%3D%3DGoogle")  # fmt: skip
+        assert rows(section) == expected
+        assert expected and expected[0][0].startswith("google.com")
+        # Its details view lists the referrers too.
+        details = await browser.get(f"/sites/example.com/details/visit:referrer?{filtered}")
+        assert details.status_code == 200
+        assert expected[0][0] in html.unescape(details.text)
+        # Two sources at once is no drill-down: the tab lists sources.
+        both = f"{DAY}&filters=visit:source%3D%3DGoogle%7Cnews"
+        section = panel((await browser.get(f"/sites/example.com?{both}")).text, "Top sources")
+        assert 'aria-current="true">Sources</a>' in section
+
+
+async def test_a_browser_drills_down_to_its_versions(zeef: Zeef, clock: Clock) -> None:
+    await campaign(zeef, clock)
+    async with aclosing(await operator(zeef)) as browser:
+        filtered = f"{DAY}&filters=visit:browser%3D%3DFirefox"
+        section = panel((await browser.get(f"/sites/example.com?{filtered}")).text, "Devices")
+        expected = await api_rows(browser, "visit:browser_version", "browser_version",
+                                  "&filters=visit:browser%3D%3DFirefox")  # fmt: skip
+        assert expected and rows(section) == expected
+        assert 'aria-current="true">Browser versions</a>' in section
+        filtered = f"{DAY}&p3=1&filters=visit:os%3D%3DiOS"
+        section = panel((await browser.get(f"/sites/example.com?{filtered}")).text, "Devices")
+        expected = await api_rows(browser, "visit:os_version", "os_version",
+                                  "&filters=visit:os%3D%3DiOS")  # fmt: skip
+        assert expected and rows(section) == expected
+
+
+async def test_properties_and_revenue_in_the_goals_panel(zeef: Zeef, clock: Clock) -> None:
+    await campaign(zeef, clock)
+    async with aclosing(await operator(zeef)) as browser:
+        page = (await browser.get(f"/sites/example.com?{DAY}")).text
+        goals = panel(page, "Goals")
+        # Goal, visitors, conversion rate, revenue: as the API's goal breakdown.
+        api = (await browser.get(
+            f"/api/v1/stats/breakdown?site_id=example.com&{DAY}&property=event:goal"
+            "&metrics=visitors,conversion_rate"
+        )).json()["results"]  # fmt: skip
+        assert rows(goals, 3) == [("Purchase", "2", f"{api[0]['conversion_rate']}%", "€59.90")]
+
+        page = (await browser.get(f"/sites/example.com?{DAY}&p4=2")).text
+        section = panel(page, "Goals")
+        names = re.findall(r'<li><a href="[^"]*"(?: aria-current="true")?>([^<]*)</a>', section)
+        # The names are sorted, escaped, and the first is shown.
+        assert [html.unescape(n) for n in names][-2:] == ["<b>key</b>", "plan"]
+        assert "<b>key</b>" not in section and "<script>x" not in section
+        page = (await browser.get(f"/sites/example.com?{DAY}&p4=2&prop=plan")).text
+        section = panel(page, "Goals")
+        assert rows(section) == await api_rows(browser, "event:props:plan", "plan")
+        # Hits without it are `(none)`, as in Plausible.
+        assert sorted(rows(section)) == [("(none)", "3"), ("basic", "1"), ("pro", "1")]
+        # A row filters by the property; its details view lists its values with events.
+        assert "filters=event%3Aprops%3Aplan%3D%3Dbasic" in section
+        details = await browser.get(f"/sites/example.com/details/event:props:plan?{DAY}")
+        assert details.status_code == 200
+        assert ">basic</a>" in details.text and "<th" in details.text
+        # Revenue in the goal details, sortable by it.
+        details = await browser.get(
+            f"/sites/example.com/details/event:goal?{DAY}&order=total_revenue&dir=asc"
+        )
+        assert details.status_code == 200 and "€59.90" in details.text
+        assert "€29.95" in details.text  # the average of two purchases
+
+
+async def test_properties_tab_without_any_says_so(zeef: Zeef, clock: Clock) -> None:
+    await zeef.send(pageview(), ip=A)
+    await zeef.flush()
+    storage = zeef.app.state.storage
+    [site] = [s for s in await storage.sites() if s.domain == "example.com"]
+    await storage.add_goal(Goal(site.id, "page", "Home", page_path="/"))
+    async with aclosing(await operator(zeef)) as browser:
+        page = await browser.get(f"/sites/example.com?{DAY}&p4=2")
+        assert page.status_code == 200
+        assert "No custom properties were sent in this period." in panel(page.text, "Goals")
+        assert (await browser.get("/sites/example.com/details/event:props:")).status_code == 404
