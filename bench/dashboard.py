@@ -62,6 +62,8 @@ async def time_pages(path: Path, repeat: int) -> dict[str, list[float]]:
                 "dashboard 30d, country NL": f"/sites/{DOMAIN}?period=30d"
                 "&filters=visit:country==NL",
                 "dashboard 7d": f"/sites/{DOMAIN}?period=7d",
+                "dashboard 30d, Properties tab": f"/sites/{DOMAIN}?period=30d&p4=2",
+                "dashboard 30d, UTM mediums tab": f"/sites/{DOMAIN}?period=30d&p1=4",
                 "details: pages 30d": f"/sites/{DOMAIN}/details/event:page?period=30d",
             }
             times: dict[str, list[float]] = {name: [] for name in asks}
