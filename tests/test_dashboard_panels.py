@@ -168,3 +168,27 @@ async def test_properties_tab_without_any_says_so(zeef: Zeef, clock: Clock) -> N
         assert page.status_code == 200
         assert "No custom properties were sent in this period." in panel(page.text, "Goals")
         assert (await browser.get("/sites/example.com/details/event:props:")).status_code == 404
+
+
+def changes(page: str) -> list[str]:
+    found = re.findall(r'<span class="metric-change[^"]*">([^<]*)</span>', page)
+    return [" ".join(html.unescape(c).split()) for c in found]
+
+
+async def test_comparison_deltas_are_the_apis_changes(shop: Zeef) -> None:
+    async with aclosing(await operator(shop)) as browser:
+        page = (await browser.get(f"/sites/example.com?{DAY}&compare=previous_period")).text
+        api = (await browser.get(
+            f"/api/v1/stats/aggregate?site_id=example.com&{DAY}&compare=previous_period"
+            "&metrics=visitors,visits,pageviews,views_per_visit,bounce_rate,visit_duration"
+        )).json()["results"]  # fmt: skip
+        shown = changes(page)
+        assert shown[0] == f"↑ {api['visitors']['change']}%" == "↑ 100%"
+        # A rate changes by points, written as the UI language writes numbers: not "75.0".
+        points = api["bounce_rate"]["change"]
+        assert shown[4] == f"↑ {points:g} pts"
+        dutch = (await browser.get(
+            f"/sites/example.com?{DAY}&compare=previous_period",
+            headers={"accept-language": "nl"},
+        )).text  # fmt: skip
+        assert changes(dutch)[0] == "↑ 100%"

@@ -29,22 +29,28 @@ from .test_accessibility import AXE, violations
 from .test_dashboard import DAY, operator
 from .test_dashboard_browser import SITE, logged_in, only_ours, seed
 
-WORLD = Path(__file__).parent.parent / "server" / "web" / "world.json"
+WORLD = Path(__file__).parent.parent / "dashboard" / "static" / "world.svg"
 # Only numbers and the commands tools/worldmap.mjs writes: nothing in a `d` can close the
 # attribute or start markup, whatever the data file holds.
 PATH_DATA = re.compile(r"(m[-.\d ]+l[-.\d ]+z)+")
 
 
-def test_the_data_file_is_small_and_every_code_a_country() -> None:
+def test_the_sprite_is_small_and_every_code_a_country() -> None:
     assert WORLD.stat().st_size < 120_000
-    data = json.loads(WORLD.read_text("utf-8"))
-    assert "public domain" in data["about"] and "world-atlas" in data["about"]
-    countries = data["countries"]
-    assert len(countries) >= 170
+    svg = WORLD.read_text("utf-8")
+    assert "public domain" in svg and "world-atlas" in svg
+    assert svg.startswith('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1000 436">')
+    # One group the page draws whole, of one path per country and nothing else.
+    body = svg.split('<g id="world" fill-rule="evenodd">\n', 1)[1].split("\n</g>\n</svg>\n")
+    assert body[1] == ""
+    lines = body[0].split("\n")
+    countries = dict(re.fullmatch(r'<path id="([A-Z]{2})" d="([^"]*)"/>', line).groups()
+                     for line in lines)  # type: ignore[union-attr]  # fmt: skip
+    assert len(countries) == len(lines) >= 170
     # CLDR (through Babel) knows every ISO 3166-1 alpha-2 code, and XK for Kosovo.
     territories = Locale("en").territories
     for code, d in countries.items():
-        assert re.fullmatch(r"[A-Z]{2}", code) and code in territories, code
+        assert code in territories, code
         assert PATH_DATA.fullmatch(d), code
     assert {"NL", "DE", "US", "BR", "AU", "JP", "GB", "CY", "SO", "XK"} <= countries.keys()
     assert "AQ" not in countries  # Antarctica: no visitors, a fifth of the drawing
@@ -56,11 +62,11 @@ def test_shades_grow_with_visitors_and_a_small_country_shows() -> None:
     assert shade["US"] == "shade5"
     assert shade["DE"] == "shade3"  # 1 + 4 * log(101) / log(10,001), rounded down
     assert shade["NL"] == "shade1"  # one visitor in 10,000 is still on the map
-    assert shade["FR"] == "shade0"
+    assert "FR" not in shade  # no visitors: the sprite's grey world shows it
     assert "ZZ" not in shade  # a code with no outline is only in the table
     assert drawn.view_box.startswith("0 0 1000 ")
     assert {c.code: c.visitors for c in drawn.countries}["DE"] == 100
-    assert {c.shade for c in world_map({}).countries} == {"shade0"}
+    assert world_map({}).countries == ()
     assert {c.code: c.shade for c in world_map({"NL": 1}).countries}["NL"] == "shade5"
 
 
@@ -75,13 +81,17 @@ async def test_the_dashboard_maps_a_visitors_country_linking_to_its_filter(
         page = (await browser.get(f"/sites/example.com?{DAY}")).text
         svg = page.split('<svg class="world-map"', 1)[1].split("</svg>", 1)[0]
         assert svg.startswith(' viewBox="0 0 1000 436" aria-hidden="true" focusable="false">')
+        sprite = re.search(r'<use href="(/static/world.svg\?v=[0-9a-f]+)#world" class="shade0"/>',
+                           svg)  # fmt: skip
+        assert sprite, svg[:300]
         links = {
             html.unescape(title): (html.unescape(href), shade)
-            for href, shade, title in re.findall(
-                r'<a href="([^"]+)" tabindex="-1"><path class="(shade\d)" d="[^"]+">'
-                r"<title>([^<]+)</title></path></a>",
+            for href, code, shade, title in re.findall(
+                r'<a href="([^"]+)" tabindex="-1"><use href="/static/world.svg\?v=[0-9a-f]+#'
+                r'([A-Z]{2})" class="(shade\d)"><title>([^<]+)</title></use></a>',
                 svg,
             )
+            if title.startswith(code)
         }
         assert links == {
             "GB: 2 visitors": ("?period=day&date=2026-03-14&filters=visit%3Acountry%3D%3DGB",
@@ -89,7 +99,11 @@ async def test_the_dashboard_maps_a_visitors_country_linking_to_its_filter(
             "JP: 1 visitor": ("?period=day&date=2026-03-14&filters=visit%3Acountry%3D%3DJP",
                               "shade3"),  # log(1 + 1) / log(1 + 2) of the way
         }  # fmt: skip
-        assert '<path class="shade0" d="' in svg and "<title>FR: 0 visitors</title>" in svg
+        assert "FR" not in svg and "<path" not in svg  # the outlines come from the sprite
+        # Which Zeef serves, cached for a year under its versioned URL.
+        served = await browser.get(sprite.group(1))
+        assert served.status_code == 200 and served.headers["content-type"] == "image/svg+xml"
+        assert "immutable" in served.headers["cache-control"] and '<path id="GB"' in served.text
         # The table's row links to the same filter.
         assert 'href="?period=day&amp;date=2026-03-14&amp;filters=visit%3Acountry%3D%3DGB"' in page
 
@@ -137,10 +151,10 @@ def test_the_map_in_chromium_light_and_dark(
             page.goto(f"{url}/sites/{SITE}")
             world = page.locator("svg.world-map")
             assert world.is_visible()
-            shaded = world.locator("a path")
+            shaded = world.locator("a use")
             assert shaded.count() == 7
             fills = {page.evaluate("p => getComputedStyle(p).fill", p.element_handle())
-                     for p in (world.locator("path.shade0").first, shaded.first)}  # fmt: skip
+                     for p in (world.locator("use.shade0").first, shaded.first)}  # fmt: skip
             assert len(fills) == 2, fills  # a country with visitors stands out
             world.screenshot(path=str(screenshots / f"worldmap-{scheme}.png"))
             page.locator("section.panel", has=world).screenshot(
@@ -159,7 +173,7 @@ def test_the_map_in_chromium_light_and_dark(
         world_link.goto(f"{url}/sites/{SITE}")
         world_link.locator("svg.world-map a").first.click()
         world_link.wait_for_url("**filters=visit%3Acountry%3D%3D*")
-        assert world_link.locator("svg.world-map a path").count() == 1
+        assert world_link.locator("svg.world-map a use").count() == 1
         context.close()
     finally:
         server.should_exit = True

@@ -1,4 +1,4 @@
-// Builds server/web/world.json, the dashboard's world map: per country its ISO 3166-1 alpha-2
+// Builds dashboard/static/world.svg, the dashboard's world map: per country its ISO 3166-1 alpha-2
 // code (what GeoIP stores in visit:country) and an SVG path in the Natural Earth projection,
 // 1000 units wide. Run once with `npm run worldmap` after changing the pinned packages;
 // the output is committed, so neither the server nor CI needs Node for it.
@@ -145,16 +145,20 @@ function numbers(values) {
   return text;
 }
 
-const out = {
-  about:
-    `Natural Earth 1:110m admin-0 countries (public domain, naturalearthdata.com) from the npm ` +
-    `package world-atlas ${atlasVersion} (ISC); ISO 3166-1 alpha-2 codes from i18n-iso-countries ` +
-    `${codesVersion} (MIT). Natural Earth projection, Antarctica left out, N. Cyprus drawn as CY ` +
-    `and Somaliland as SO. Made by tools/worldmap.mjs (npm run worldmap).`,
-  viewBox: `0 0 ${WIDTH} ${height}`,
-  countries: Object.fromEntries(
-    [...shapes.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([code, rings]) => [code, pathOf(rings)]),
-  ),
-};
-writeFileSync(new URL("../server/web/world.json", import.meta.url), JSON.stringify(out) + "\n");
-console.log(`${Object.keys(out.countries).length} countries, viewBox ${out.viewBox}`);
+const about =
+  `Natural Earth 1:110m admin-0 countries (public domain, naturalearthdata.com) from the npm ` +
+  `package world-atlas ${atlasVersion} (ISC); ISO 3166-1 alpha-2 codes from i18n-iso-countries ` +
+  `${codesVersion} (MIT). Natural Earth projection, Antarctica left out, N. Cyprus drawn as CY ` +
+  `and Somaliland as SO. Made by tools/worldmap.mjs (npm run worldmap).`;
+const viewBox = `0 0 ${WIDTH} ${height}`;
+// A sprite: pages draw <use href="world.svg#world"> for every country and one <use> per country
+// with visitors, so the outlines are fetched once and cached, not sent in every page. No fill
+// here: each <use>'s class gives it.
+const paths = [...shapes.entries()]
+  .sort(([a], [b]) => a.localeCompare(b))
+  .map(([code, rings]) => `<path id="${code}" d="${pathOf(rings)}"/>`);
+const svg =
+  `<svg xmlns="http://www.w3.org/2000/svg" viewBox="${viewBox}">\n<!-- ${about} -->\n` +
+  `<g id="world" fill-rule="evenodd">\n${paths.join("\n")}\n</g>\n</svg>\n`;
+writeFileSync(new URL("../dashboard/static/world.svg", import.meta.url), svg);
+console.log(`${paths.length} countries, viewBox ${viewBox}`);

@@ -217,6 +217,8 @@ class Dashboard:
             top.append({
                 "name": name, "label": _(label), "value": _shown(name, value, number, _),
                 "change": change, "good": _good(name, change),
+                # In the UI language's digits: "2,5" in Dutch, and "100", not "100.0".
+                "change_shown": number(abs(change)) if change is not None else None,
                 "url": _with(params, metric=name), "current": name == chosen,
             })  # fmt: skip
 
@@ -560,17 +562,16 @@ def _filtered(params: Any, dimension: str, value: Any) -> str:
 def _map(
     rows: Sequence[dict[str, Any]], params: Any, number: Callable[[float], str]
 ) -> dict[str, Any]:
-    """The Countries tab's map: each country shaded by its visitors, those with any linking to
-    the filter its table row links to."""
+    """The Countries tab's map: the countries with visitors, shaded by them, each linking to the
+    filter its table row links to."""
     counts = {str(row["value"]): int(row.get("visitors") or 0) for row in rows if row["value"]}
     drawn = world_map(counts)
     return {
         "view_box": drawn.view_box,
         "countries": [
-            {"code": country.code, "d": country.d, "shade": country.shade,
+            {"code": country.code, "shade": country.shade,
              "visitors": country.visitors, "shown": number(country.visitors),
-             "filter_url": _filtered(params, MAP_DIMENSION, country.code)
-             if country.visitors else None}
+             "filter_url": _filtered(params, MAP_DIMENSION, country.code)}
             for country in drawn.countries
         ],
     }  # fmt: skip

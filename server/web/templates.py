@@ -67,7 +67,8 @@ def date(timestamp: int) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d")
 
 
-def _dashboard() -> Path:
+def dashboard_dir() -> Path:
+    """dashboard/: the templates, static files and catalogues, in a wheel or a checkout."""
     packaged = Path(__file__).resolve().parent / "dashboard"  # an installed wheel
     if packaged.is_dir():
         return packaged
@@ -86,7 +87,7 @@ class Pages:
     """The templates, one Jinja2 environment per language, and the static files they link."""
 
     def __init__(self) -> None:
-        root = _dashboard()
+        root = dashboard_dir()
         self.static = StaticFiles(root / "static")
         self.translations = load(root / "locale")
         loader = FileSystemLoader(root / "templates")
