@@ -77,6 +77,8 @@ def test_an_installed_wheel_serves_the_banner_in_every_language(tmp_path: Path) 
     assert '<html lang="nl">' in page["html"] and "Inloggen bij Zeef" in page["html"]
     assert page["css"] == (ROOT / "dashboard" / "static" / "zeef.css").read_text(encoding="utf-8")
     assert f'href="{page["css_url"]}"' in page["html"]
+    # The world map's sprite ships as a static file, and the dashboard reads its countries.
+    assert page["map_sprite"] and page["map_countries"] >= 170
 
     subprocess.run([str(zeef), "site", "add", "example.com"], check=True, env=env, cwd=elsewhere)
     port = _free_port("127.0.0.1")
@@ -111,10 +113,12 @@ scope = {"type": "http", "method": "GET", "path": "/login",
 context = {"error": None, "email": "", "csrf_token": "t", "next": ""}
 response = pages.render(Request(scope), "login.html", context)
 print(json.dumps({
-    "dashboard": str(templates._dashboard()),
+    "dashboard": str(templates.dashboard_dir()),
     "html": response.body.decode(),
     "css": pages.static.files["zeef.css"].body.decode(),
     "css_url": pages.static.url("zeef.css"),
+    "map_countries": len(__import__("server.web.worldmap").web.worldmap.outlines()[1]),
+    "map_sprite": "world.svg" in pages.static.files,
 }))
 """
 
