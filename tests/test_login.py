@@ -165,6 +165,7 @@ async def test_every_form_without_its_csrf_token_is_refused(zeef: Zeef) -> None:
                 "new_password": "x" * 20,
                 "repeat_password": "x" * 20,
                 "language": "nl",
+                "theme": "dark",
             }
             for token in (None, "forged"):
                 sent = data if token is None else {**data, "csrf": token}

@@ -289,7 +289,9 @@ def test_the_stylesheet_stays_small_and_local() -> None:
     css = (DASHBOARD / "static" / "zeef.css").read_text(encoding="utf-8")
     assert len(css.encode()) < 16_000  # 2 KB of it the charts
     assert "@import" not in css and "//" not in css.replace("/*", "").replace("*/", "")
-    assert "prefers-color-scheme: dark" in css
+    # Light and dark by the device's setting (color-scheme), or by the account's (data-theme).
+    assert "color-scheme: light dark" in css and "light-dark(" in css
+    assert '[data-theme="light"]' in css and '[data-theme="dark"]' in css
     assert 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif' in css
 
 

@@ -1,4 +1,5 @@
-"""Users: who may log in, for which customer, with which role; blocking, passwords, removal.
+"""Users: who may log in, for which customer, with which role; blocking, passwords, removal;
+the theme each chose for the pages.
 
 Every change goes through here, so each is audited the same way from the CLI and the pages.
 """
@@ -22,6 +23,10 @@ from .passwords import hash_password, password_problem, verify_password
 Role = Literal["viewer", "admin", "superuser"]
 ROLES: tuple[Role, ...] = ("viewer", "admin", "superuser")
 CUSTOMER_ROLES: tuple[Role, ...] = ("viewer", "admin")
+# How the pages are coloured for the user: as the device is set (prefers-color-scheme), or
+# always light or always dark (migration 0016; base.html's data-theme).
+Theme = Literal["system", "light", "dark"]
+THEMES: tuple[Theme, ...] = ("system", "light", "dark")
 # A set-password link lives a week: long enough for an invitation to wait over a weekend.
 LINK_LIFETIME = 7 * 24 * 3600
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -66,6 +71,7 @@ class User:
     must_change_password: bool
     blocked_at: int | None
     language: str | None
+    theme: Theme
     created_at: int
 
     @property
@@ -84,6 +90,7 @@ class User:
             must_change_password=bool(row["must_change_password"]),
             blocked_at=row["blocked_at"],
             language=row["language"],
+            theme=cast(Theme, row["theme"]),
             created_at=row["created_at"],
         )
 
@@ -198,6 +205,14 @@ async def set_role(storage: Storage, user: User, role: Role, actor: audit.Actor)
 async def remove(storage: Storage, user: User, actor: audit.Actor) -> None:
     await storage.remove_user(user.id, user.email, int(time.time()))
     await audit.record(storage, actor, "user removed", user.email, user.customer_id)
+
+
+async def set_theme(storage: Storage, user: User, theme: str) -> None:
+    """The user's own choice of colours. Not audited, as the language is not: it changes how
+    the pages look to them alone, and nothing they may see or do."""
+    if theme not in THEMES:
+        raise ValueError(f"not a theme: {theme!r}; one of {', '.join(THEMES)}")
+    await storage.update_user(user.id, {"theme": theme}, end_sessions=False)
 
 
 async def password_link(storage: Storage, user: User, public_url: str) -> str:

@@ -163,8 +163,8 @@ class MetadataStore(Protocol):
 
 class AccountStore(Protocol):
     """Users, sessions, set-password links, login failures and the audit log
-    (server/storage/sqlite_accounts.py). Rows are dicts with the columns of 0014_users.sql;
-    a user's also carries `customer`, its customer's name."""
+    (server/storage/sqlite_accounts.py). Rows are dicts with the columns of 0014_users.sql and
+    0016_user_theme.sql; a user's also carries `customer`, its customer's name."""
 
     async def add_user(self, user: dict[str, Any]) -> int: ...
 

@@ -1,5 +1,5 @@
-"""SQL for accounts (migration 0014): users, sessions, set-password links, login failures and
-the audit log, as a part of SQLiteStorage."""
+"""SQL for accounts (migrations 0014 and 0016): users, sessions, set-password links, login
+failures and the audit log, as a part of SQLiteStorage."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 USER_COLUMNS = """
 u.id, u.email, u.customer_id, c.name AS customer, u.role, u.password_hash,
-u.must_change_password, u.blocked_at, u.language, u.created_at
+u.must_change_password, u.blocked_at, u.language, u.theme, u.created_at
 """
 
 USERS = f"""

@@ -50,6 +50,7 @@ DONE = {
     "account": N_("Your settings were saved."),
 }
 LANGUAGE_NAMES = {"en": "English", "nl": "Nederlands", "es": "Español"}
+THEME_NAMES = {"system": N_("System"), "light": N_("Light"), "dark": N_("Dark")}
 DROP_REASONS = {
     "bot": N_("a bot or crawler, not a person"),
     "unknown_site": N_("the event named a site Zeef does not know"),
@@ -625,14 +626,23 @@ class Admin:
             form = await read_form(request)
             if form is None or not await self.auth.csrf_ok(request, field(form, "csrf")):
                 return self.pages.error(request, 403)
-            language = field(form, "language")
-            if language not in ("", *LANGUAGE_NAMES):
+            # The page's two forms each send their own field; what is not sent stays as it is.
+            language = field(form, "language") if "language" in form else None
+            theme = field(form, "theme") if "theme" in form else None
+            if language is not None and language not in ("", *LANGUAGE_NAMES):
                 return self.pages.error(request, 403)
-            await self.storage.update_user(
-                session.user.id, {"language": language or None}, end_sessions=False
-            )
+            if theme is not None and theme not in users.THEMES:
+                return self.pages.error(request, 400)
+            if language is not None:
+                await self.storage.update_user(
+                    session.user.id, {"language": language or None}, end_sessions=False
+                )
+            if theme is not None:
+                await users.set_theme(self.storage, session.user, theme)
             return RedirectResponse("/account?done=account", status_code=303)
-        context = {"languages": LANGUAGE_NAMES, "subject": session.user}
+        _ = self.pages.gettext(request)
+        themes = {code: _(name) for code, name in THEME_NAMES.items()}
+        context = {"languages": LANGUAGE_NAMES, "themes": themes, "subject": session.user}
         return self._render(request, session, "account.html", context, "/account")
 
 

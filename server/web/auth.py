@@ -30,8 +30,11 @@ class Auth:
         if "session" not in request.state._state:
             found = await self.sessions.find(request.cookies.get(COOKIE))
             request.state.session = found
-            if found is not None and found.user.language:
-                request.state.language = found.user.language
+            if found is not None:
+                # Pages.render reads both: the user's own language and colours.
+                if found.user.language:
+                    request.state.language = found.user.language
+                request.state.theme = found.user.theme
         session: Session | None = request.state.session
         return session
 

@@ -58,6 +58,9 @@ ERRORS = {
     429: (N_("Too many attempts"), N_("Wait a minute, then try again.")),
 }
 
+# The themes that override the device's light or dark setting (zeef.css's [data-theme]).
+FORCED_THEMES = ("light", "dark")
+
 # What base.html reads that a page may leave out: no menu, no user, no messages.
 _LAYOUT_DEFAULTS: dict[str, Any] = {"nav": (), "user": None, "messages": ()}
 
@@ -112,12 +115,28 @@ class Pages:
         return environment
 
     def render(
-        self, request: Request, name: str, context: dict[str, Any], status_code: int = 200
+        self,
+        request: Request,
+        name: str,
+        context: dict[str, Any],
+        status_code: int = 200,
+        theme: str | None = None,
     ) -> HTMLResponse:
-        """The template `name` in the request's language, with the page headers."""
+        """The template `name` in the request's language and colours, with the page headers.
+        `theme` is for a page that names its own, as an embedded one may: "light", "dark", or
+        anything else for the device's setting. Without it the signed-in user's choice
+        (`request.state.theme`, set by the session's code) holds, and without one the device's."""
         lang = language(request)
         environment = self._environments[lang]
-        values = {**_LAYOUT_DEFAULTS, **context, "request": request, "lang": lang}
+        chosen = theme if theme is not None else getattr(request.state, "theme", None)
+        values = {
+            **_LAYOUT_DEFAULTS,
+            **context,
+            "request": request,
+            "lang": lang,
+            # base.html's data-theme: only an explicit choice; "system" is the stylesheet's own.
+            "theme": chosen if chosen in FORCED_THEMES else None,
+        }
         html = environment.get_template(name).render(values)
         response = HTMLResponse(html, status_code=status_code)
         response.headers["content-language"] = lang
