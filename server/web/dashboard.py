@@ -28,6 +28,7 @@ from ..reports.query import Query, QueryError
 from ..stats_api import BadRequest, query_from_params
 from .admin import Admin
 from .chart import build_chart
+from .export import FILES_OF, sort_rows
 from .templates import N_, language
 from .worldmap import world_map
 
@@ -308,9 +309,16 @@ class Dashboard:
         params = request.query_params
         search = params.get("search", "").strip()[:200]
         narrowed = dict(_with_range(params))
+        extra = []
         if search:
             escaped = search.replace("\\", "\\\\").replace("|", "\\|").replace(";", "\\;")
-            narrowed["filters"] = ";".join([*_filters(params), f"{by}~{escaped}"])
+            extra.append(f"{by}~{escaped}")
+        if by == "event:name":
+            # Custom events: pageviews have their own panel, and custom_events.csv, this
+            # view's download, leaves them out as Plausible's does.
+            extra.append("event:name!=pageview")
+        if extra:
+            narrowed["filters"] = ";".join([*_filters(params), *extra])
         try:
             query = query_from_params(narrowed, site, self.admin.clock())
         except (BadRequest, QueryError, FilterError) as exc:
@@ -338,12 +346,8 @@ class Dashboard:
                 )
             else:
                 rows = await reports.breakdown(self.storage, query, by, list(columns), goals)
-                if order == "name":
-                    rows.sort(key=lambda r: str(r["value"]).lower(), reverse=descending)
-                else:
-                    rows.sort(key=lambda r: (r.get(order) is None, r.get(order) or 0),
-                              reverse=descending)  # fmt: skip
-                rows = rows[window[0] : window[0] + DETAILS_PAGE]
+                # The same sort as the download's (export.sort_rows): the same rows in order.
+                rows = sort_rows(rows, order, descending)[window[0] : window[0] + DETAILS_PAGE]
         except (QueryError, FilterError, metric.MetricError) as exc:
             return self.pages.error(request, 400, str(exc))
         number = _number_format(lang)
@@ -358,6 +362,12 @@ class Dashboard:
             flip = "asc" if order == name and descending else "desc"
             return _with(params, order=name, dir=flip, page=None)
 
+        # Every row, not this page's: the export's file for the same query, its search a
+        # filter, no comparison, sorted as here.
+        kept = {key: narrowed[key] for key in ("period", "date", "filters") if narrowed.get(key)}
+        if (order, descending) != ("visitors", True):
+            kept |= {"order": order, "dir": "desc" if descending else "asc"}
+        csv_url = f"/sites/{site.domain}/export/{FILES_OF[by]}.csv?{urlencode(kept)}"
         heading, column = known[by]
         context = {
             "site": site,
@@ -384,6 +394,7 @@ class Dashboard:
             "count": len(everything),
             "total": number(len(everything)),
             "search": search,
+            "csv_url": csv_url,
             "hidden": [(k, v) for k, v in params.items() if k not in ("search", "page")],
             "back_url": f"/sites/{site.domain}"
             + _with(params, search=None, order=None, dir=None, page=None),
