@@ -1,13 +1,17 @@
 """The dashboard in real Chromium against the real app under uvicorn: log in, switch the period,
 compare, filter by a source and remove the chip, in light, dark and at a phone's width, with
-nothing loaded from elsewhere and screenshots for a person to judge."""
+nothing loaded from elsewhere and screenshots for a person to judge; the export's downloads as
+the Stats API's figures, and the whole walk by keyboard alone with the focus always shown."""
 
 from __future__ import annotations
 
 import asyncio
+import io
+import ipaddress
 import json
 import threading
 import time
+import zipfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -24,9 +28,12 @@ from server.app import create_app
 from server.config import Settings
 from server.sites import add_site
 from server.storage import open_storage
+from server.web.export import safe_cell
 
 from .conftest import CHROME, FIREFOX, IPHONE, _database_threads
+from .corpora import geoip_test_data
 from .live import _free_port
+from .test_export import FILES, ROW_METRICS, SERIES_METRICS, cells, table
 
 PASSWORD = "correct horse battery staple"
 SITE = "acme.example"
@@ -47,6 +54,12 @@ async def seed(database: Path) -> None:
         await storage.close()
 
 
+# Where the traffic comes from, as (network, first host): Britain thrice, Sweden, the US and
+# China in MaxMind's test database, and a documentation network it has no country for.
+PLACES = (("81.2.69.", 160), ("89.160.20.", 112), ("81.2.69.", 170), ("216.160.83.", 56),
+          ("175.16.199.", 0), ("81.2.69.", 180), ("192.0.2.", 1))  # fmt: skip
+
+
 def traffic(url: str) -> None:
     """Visitors from several places, browsers and sources, in the last hour."""
     pages = ["/", "/pricing", "/blog/why-we-left-google-analytics", "/docs/install", "/about"]
@@ -60,11 +73,12 @@ def traffic(url: str) -> None:
     agents = [CHROME, FIREFOX, IPHONE]
     with httpx.Client(base_url=url, trust_env=False, timeout=10) as http:
         for n in range(60):
+            network, first = PLACES[n % 7]
             tagged = "?utm_source=newsletter&utm_medium=email&utm_campaign=spring" * (n % 4 == 0)
             event = {"n": "pageview", "u": f"https://{SITE}{pages[n % 5]}{tagged}", "d": SITE,
                      "r": referrers[(n * 3) % 5]}  # fmt: skip
             headers = {"content-type": "text/plain", "user-agent": agents[n % 3],
-                       "x-forwarded-for": f"81.2.{n % 7}.{n}"}  # fmt: skip
+                       "x-forwarded-for": f"{network}{first + n // 7}"}  # fmt: skip
             assert http.post("/api/event", content=json.dumps(event), headers=headers).is_success
 
 
@@ -81,7 +95,11 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with ThreadPoolExecutor(1) as pool:
         pool.submit(asyncio.run, seed(database)).result()
     port = _free_port("127.0.0.1")
-    settings = Settings(database=database, flush_interval=0.1)
+    # Behind a proxy on loopback (the traffic's X-Forwarded-For is believed), with MaxMind's
+    # test database: visitors have countries.
+    settings = Settings(database=database, flush_interval=0.1,
+                        trusted_proxies=(ipaddress.ip_network("127.0.0.1/32"),),
+                        geoip_db=geoip_test_data() / "GeoIP2-City-Test.mmdb")  # fmt: skip
     config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
                             log_level="warning")  # fmt: skip
     server = uvicorn.Server(config)
@@ -325,5 +343,166 @@ def test_what_visitors_send_is_shown_as_text_and_never_runs(
     assert "onerror=alert(1)" in page.inner_text(".chips")
     page.screenshot(path=str(screenshots / "dashboard-hostile-values.png"), full_page=True)
     assert dialogs == []
+    only_ours(live, seen)
+    context.close()
+
+
+def download(page: Any, click: Any) -> tuple[str, bytes]:
+    """The file a click downloads: its name and its bytes."""
+    with page.expect_download() as started:
+        click()
+    done = started.value
+    return done.suggested_filename, Path(done.path()).read_bytes()
+
+
+def stats(context: Any, url: str, path: str) -> list[dict[str, Any]]:
+    """The Stats API's results, asked with the browser's session."""
+    answer = context.request.get(f"{url}/api/v1/stats/{path}")
+    assert answer.ok, answer.text()
+    results: list[dict[str, Any]] = answer.json()["results"]
+    return results
+
+
+def test_the_downloads_hold_the_stats_apis_figures(
+    browser: Any, live: str, screenshots: Path
+) -> None:
+    context, page, seen = logged_in(browser, live)
+    query = "period=day"
+    page.goto(f"{live}/sites/{SITE}?{query}")
+    name, content = download(page, lambda: page.click(".dash-head a[download]"))
+    assert name.startswith(f"{SITE}-") and name.endswith(".zip"), name
+    with zipfile.ZipFile(io.BytesIO(content)) as archive:
+        files = {entry: table(archive.read(entry)) for entry in archive.namelist()}
+    assert list(files) == FILES  # no goals: no conversions.csv
+    for file, prop in (("sources.csv", "visit:source"), ("pages.csv", "event:page"),
+                       ("countries.csv", "visit:country")):  # fmt: skip
+        rows = stats(context, live, f"breakdown?site_id={SITE}&{query}&property={prop}"
+                                    f"&metrics={ROW_METRICS}&limit=1000")  # fmt: skip
+        key = prop.split(":", 1)[1]
+        assert files[file][0] == ["name", *ROW_METRICS.split(",")]
+        assert files[file][1:] == [[safe_cell(r[key]), *cells(r, ROW_METRICS)] for r in rows]
+        assert len(rows) >= 4, file
+    assert {row[0] for row in files["countries.csv"][1:]} >= {"GB", "SE", "US", "CN"}
+    series = stats(context, live, f"timeseries?site_id={SITE}&{query}&metrics={SERIES_METRICS}")
+    assert files["visitors.csv"][1:] == [[r["date"], *cells(r, SERIES_METRICS)] for r in series]
+    assert sum(int(row[1]) for row in files["visitors.csv"][1:]) > 0
+
+    # A details view's download: its rows, searched and in its order, over all its pages.
+    page.goto(f"{live}/sites/{SITE}/details/visit:source?{query}&search=o&order=name&dir=asc")
+    listed = page.locator("td.details-value a").all_inner_texts()
+    page.screenshot(path=str(screenshots / "details.png"), full_page=True)
+    name, content = download(page, lambda: page.click("a[download]:has-text('Download CSV')"))
+    assert name.startswith(f"{SITE}-") and name.endswith("-sources.csv"), name
+    rows = table(content)[1:]
+    assert [row[0] for row in rows] == [safe_cell(value) for value in listed]
+    found = stats(context, live, f"breakdown?site_id={SITE}&{query}&property=visit:source"
+                                 f"&filters=visit:source~o&metrics={ROW_METRICS}")  # fmt: skip
+    assert sorted(rows) == sorted([safe_cell(r["source"]), *cells(r, ROW_METRICS)] for r in found)
+    every = stats(context, live, f"breakdown?site_id={SITE}&{query}&property=visit:source")
+    assert 2 <= len(rows) < len(every)
+    only_ours(live, seen)
+    context.close()
+
+
+# The focused element, if it shows that it has the focus (a computed outline or box shadow),
+# is on screen and its ring is not cut off by a box that clips what overflows it.
+FOCUSED = """selector => {
+  const el = document.activeElement;
+  if (!el || el === document.body) return null;
+  const s = getComputedStyle(el);
+  const ring = (s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0)
+    || s.boxShadow !== 'none';
+  const r = el.getBoundingClientRect();
+  const grow = ring && s.outlineStyle !== 'none'
+    ? parseFloat(s.outlineWidth) + Math.max(0, parseFloat(s.outlineOffset)) : 0;
+  let clippedBy = null;
+  for (let box = el.parentElement; box && box !== document.body; box = box.parentElement) {
+    const o = getComputedStyle(box);
+    if (!/hidden|clip|auto|scroll/.test(o.overflowX + o.overflowY)) continue;
+    const b = box.getBoundingClientRect();
+    if (r.left - grow < b.left - 0.5 || r.right + grow > b.right + 0.5
+        || r.top - grow < b.top - 0.5 || r.bottom + grow > b.bottom + 0.5) {
+      clippedBy = box.className || box.tagName;
+      break;
+    }
+  }
+  return {ring, clippedBy, shown: r.width > 0 && r.height > 0, matches: el.matches(selector),
+          what: el.outerHTML.slice(0, 120)};
+}"""
+
+
+def tab_to(page: Any, selector: str, key: str = "Tab", most: int = 150) -> None:
+    """Press Tab (or Shift+Tab) until the focus is on `selector` (at once if it is there, as
+    an autofocused field), every stop on the way showing its focus."""
+    for pressed in range(most + 1):
+        if pressed:
+            page.keyboard.press(key)
+        focus = page.evaluate(FOCUSED, selector)
+        if focus is None and not pressed:
+            continue  # nothing has the focus yet: a page just loaded
+        assert focus is not None, f"{selector}: the focus left the page"
+        assert focus["shown"] and focus["ring"], f"no visible focus on {focus['what']}"
+        assert focus["clippedBy"] is None, f"the focus ring of {focus['what']} is cut off"
+        if focus["matches"]:
+            return
+    raise AssertionError(f"{selector} not reached in {most} presses of {key}")
+
+
+def test_everything_by_keyboard_alone(browser: Any, live: str, screenshots: Path) -> None:
+    context = browser.new_context(locale="en-GB", viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    seen: list[str] = []
+    page.on("request", lambda request: seen.append(request.url))
+    page.on("console", lambda line: seen.append(f"console {line.type}: {line.text}"))
+    keys = page.keyboard
+    page.goto(f"{live}/login")
+    tab_to(page, "#email")
+    keys.type("ann@acme.example")
+    tab_to(page, "#password")
+    keys.type(PASSWORD)
+    keys.press("Enter")
+    page.wait_for_url(f"{live}/sites")
+    tab_to(page, f"main a[href='/sites/{SITE}']")
+    keys.press("Enter")
+    page.wait_for_url(f"{live}/sites/{SITE}")
+
+    # A period from the picker.
+    tab_to(page, "nav.dash-periods a[href='?period=7d']")
+    keys.press("Enter")
+    page.wait_for_url("**period=7d**")
+    assert page.inner_text("nav.dash-periods a[aria-current]") == "Last 7 days"
+    # A panel's tab: the first panel shows entry pages.
+    tab_to(page, ".panel .tabs a[href*='p0=1']")
+    keys.press("Enter")
+    page.wait_for_url("**p0=1**")
+    assert page.inner_text(".panel:first-child thead th:first-child") == "Entry page"
+    # A row filters the dashboard: the focus ring round it, in a screenshot to look at.
+    tab_to(page, "a[title='Filter by Google']")
+    sources = page.locator("section.panel", has=page.locator("a[title='Filter by Google']"))
+    sources.screenshot(path=str(screenshots / "keyboard-focus.png"))
+    keys.press("Enter")
+    page.wait_for_url("**filters=visit%3Asource%3D%3DGoogle**")
+    assert page.inner_text(".chips") == "source is Google \N{MULTIPLICATION SIGN}"
+    # Its chip removes it.
+    tab_to(page, ".chip a")
+    page.locator(".chips").screenshot(path=str(screenshots / "keyboard-focus-chip.png"))
+    keys.press("Enter")
+    page.wait_for_url(lambda url: "filters" not in url)
+    assert page.locator(".chips").count() == 0 and "period=7d" in page.url
+    # A details view, searched: Tab to the button, back to the field, and Space presses it.
+    tab_to(page, f"a[href^='/sites/{SITE}/details/visit:source']")
+    keys.press("Enter")
+    page.wait_for_url(f"**/sites/{SITE}/details/visit:source?**")
+    tab_to(page, "#search")
+    keys.type("goo")
+    tab_to(page, ".details-search button")
+    tab_to(page, "#search", key="Shift+Tab", most=1)
+    tab_to(page, ".details-search button", most=1)
+    keys.press("Space")
+    page.wait_for_url("**search=goo**")
+    assert page.locator("td.details-value a").all_inner_texts() == ["Google"]
+    assert "period=7d" in page.url
+    tab_to(page, "a[download]")
+    page.screenshot(path=str(screenshots / "keyboard-details.png"))
     only_ours(live, seen)
     context.close()

@@ -5,20 +5,23 @@ and visitors' values that cannot become spreadsheet formulas."""
 from __future__ import annotations
 
 import csv
+import html
 import io
+import re
 import zipfile
 from contextlib import aclosing
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
 
 from server.goals import new_goal
 from server.sites import find_site
-from server.web import export
+from server.web import dashboard, export
 from server.web.export import safe_cell
 
-from .conftest import FIREFOX, Zeef, pageview
+from .conftest import FIREFOX, IPHONE, Zeef, pageview
 from .test_dashboard import DAY, operator
 from .test_login import add_user, client_of, log_in
 
@@ -165,7 +168,10 @@ async def test_only_who_may_see_the_dashboard_may_export(zeef: Zeef) -> None:
     site = await find_site(storage, "example.com")
     assert site is not None
     await storage.set_site_customer(site.id, acme)
-    paths = ("/sites/example.com/export", "/sites/example.com/export/pages.csv")
+    # The last: a details view's download, its search a filter, sorted.
+    paths = ("/sites/example.com/export", "/sites/example.com/export/pages.csv",
+             "/sites/example.com/export/sources.csv?period=day&filters=visit%3Asource~goo"
+             "&order=name&dir=asc")  # fmt: skip
     async with client_of(zeef) as anonymous:
         for path in paths:
             answer = await anonymous.get(path)
@@ -173,8 +179,13 @@ async def test_only_who_may_see_the_dashboard_may_export(zeef: Zeef) -> None:
     for email, status in (("vic@acme.example", 200), ("ben@beta.example", 404)):
         async with client_of(zeef) as browser:
             assert (await log_in(browser, email)).status_code == 303
+            shown = await browser.get("/sites/example.com")
+            assert shown.status_code == status
             for path in paths:
-                assert (await browser.get(path)).status_code == status, (email, path)
+                answer = await browser.get(path)
+                assert answer.status_code == status, (email, path)
+                if status == 404:  # the dashboard's answer: nothing says the site exists
+                    assert answer.text == shown.text, path
 
 
 FORMULAS = ['=HYPERLINK("http://x")', "+1", "-1+1", "@SUM(1)"]
@@ -239,3 +250,134 @@ CELLS = [
 @pytest.mark.parametrize(("value", "cell"), [c[1:] for c in CELLS], ids=[c[0] for c in CELLS])
 def test_a_cell_is_made_safe_and_a_number_stays_a_number(value: object, cell: object) -> None:
     assert safe_cell(value) == cell
+
+
+# -- a details view's download -------------------------------------------------------------------
+
+# Every details view but a property's (event:props:NAME), which has no file of its own yet.
+DETAILS_DIMENSIONS = list(dashboard.DETAILS)
+HYPERLINK = '=HYPERLINK("x;y|z")'
+
+
+async def geo_traffic(zeef: Zeef) -> None:
+    """Rows in every panel: four visitors from three places, campaigns, a goal and a visitor
+    whose source is a formula."""
+    storage = zeef.app.state.storage
+    site = await find_site(storage, "example.com")
+    assert site is not None
+    await storage.add_goal(new_goal(site.id, 0, event="Signup"))
+    await zeef.send(pageview("https://example.com/?utm_source=Newsletter&utm_campaign=spring"
+                             "&utm_medium=email&utm_content=top&utm_term=shoes"),
+                    ip="81.2.69.142")  # fmt: skip
+    await zeef.send(pageview("https://example.com/pricing"), ip="81.2.69.142")
+    await zeef.send({"n": "Signup", "u": "https://example.com/pricing", "d": "example.com"},
+                    ip="81.2.69.142")  # fmt: skip
+    await zeef.send(pageview("https://example.com/pricing", r="https://www.google.com/"),
+                    ip="89.160.20.112", ua=FIREFOX)  # fmt: skip
+    await zeef.send(pageview("https://example.com/blog/a", r="https://duckduckgo.com/"),
+                    ip="216.160.83.56", ua=IPHONE)  # fmt: skip
+    await zeef.send(pageview("https://example.com/?utm_source=" + quote(HYPERLINK)),
+                    ip="89.160.20.113")  # fmt: skip
+    await zeef.flush()
+
+
+async def listed(browser: httpx.AsyncClient, url: str) -> tuple[list[str], str | None]:
+    """A details view's values over all its pages, and its download's address."""
+    values: list[str] = []
+    download = None
+    while True:
+        page = await browser.get(url)
+        assert page.status_code == 200, (url, page.text)
+        values += [html.unescape(v) for v in re.findall(
+            r'<td class="details-value"><a href="[^"]*">([^<]*)</a>', page.text)]  # fmt: skip
+        link = re.search(r'<a class="[^"]*" href="([^"]+)" download>Download CSV</a>', page.text)
+        download = html.unescape(link.group(1)) if link else None
+        more = re.search(r'<a href="([^"]+)" rel="next">', page.text)
+        if not more:
+            return values, download
+        url = url.split("?", 1)[0] + html.unescape(more.group(1))
+
+
+async def test_each_details_view_downloads_its_rows_as_the_stats_api_gives_them(
+    zeef_geo: Zeef, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dashboard, "DETAILS_PAGE", 2)  # so the views have pages to walk
+    await geo_traffic(zeef_geo)
+    async with aclosing(await operator(zeef_geo)) as browser:
+        for dim in DETAILS_DIMENSIONS:
+            values, download = await listed(browser, f"/sites/example.com/details/{dim}?{DAY}")
+            assert download == f"/sites/example.com/export/{export.FILES_OF[dim]}.csv?" + (
+                f"{DAY}&filters=event%3Aname%21%3Dpageview" if dim == "event:name" else DAY
+            ), dim
+            answer = await browser.get(download)
+            assert answer.status_code == 200, (dim, answer.text)
+            assert answer.headers["content-type"] == "text/csv; charset=utf-8"
+            rows = table(answer.content)[1:]
+            # Every row the view lists over its pages, in its order, and no other.
+            assert [row[0] or "(none)" for row in rows] == [safe_cell(v) for v in values], dim
+            assert values, dim
+            columns = ",".join(export.columns_of(export.FILES_OF[dim]))
+            narrowed = "&filters=event:name!%3Dpageview" if dim == "event:name" else ""
+            key = "goal" if dim == "event:goal" else dim.split(":", 1)[1]
+            stats = await api(browser, f"breakdown?site_id=example.com&{DAY}&property={dim}"
+                                       f"&metrics={columns}{narrowed}&limit=1000")  # fmt: skip
+            assert rows == [[safe_cell(r[key]), *cells(r, columns)] for r in stats], dim
+        # Countries, custom events, the formula: what the views list is not trivial.
+        assert (await listed(browser, f"/sites/example.com/details/visit:country?{DAY}"))[0] == [
+            "SE", "GB", "US"]  # fmt: skip
+        assert (await listed(browser, f"/sites/example.com/details/event:name?{DAY}"))[0] == [
+            "Signup"]  # fmt: skip
+        sources = await browser.get(f"/sites/example.com/export/sources.csv?{DAY}")
+        # Quoted for CSV, and prefixed so that a spreadsheet reads text, not a formula.
+        assert b'"\'=HYPERLINK(""x;y|z"")"' in sources.content
+
+
+async def test_the_download_has_the_views_search_and_order(
+    zeef_geo: Zeef, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dashboard, "DETAILS_PAGE", 2)
+    await geo_traffic(zeef_geo)
+    async with aclosing(await operator(zeef_geo)) as browser:
+        base = f"/sites/example.com/details/visit:source?{DAY}"
+        values, download = await listed(browser, f"{base}&search=goo&compare=previous_period")
+        assert values == ["Google"] and download is not None
+        assert "compare" not in download and "search" not in download
+        rows = table((await browser.get(download)).content)[1:]
+        stats = await api(browser, f"breakdown?site_id=example.com&{DAY}&property=visit:source"
+                                   f"&filters=visit:source~goo&metrics={ROW_METRICS}")  # fmt: skip
+        assert rows == [["Google", *cells(r, ROW_METRICS)] for r in stats] and len(rows) == 1
+        # A search with the filter syntax's own characters (; and |) is one value, there and in
+        # the download: the formula, quoted and prefixed.
+        values, download = await listed(browser, f"{base}&search=" + quote("x;y|z"))
+        assert values == [HYPERLINK] and download is not None
+        content = (await browser.get(download)).content
+        assert table(content)[1:] == [["'" + HYPERLINK, "1", "1", "1", "100", "0"]]
+        assert content.split(b"\r\n")[1].startswith(b'"\'=HYPERLINK(""x;y|z"")",')
+
+        for order in ("order=name&dir=asc", "order=name&dir=desc", "order=bounce_rate&dir=asc",
+                      "order=visits&dir=desc", "order=visitors&dir=asc"):  # fmt: skip
+            values, download = await listed(browser, f"{base}&{order}")
+            assert download is not None and order in download
+            rows = table((await browser.get(download)).content)[1:]
+            assert [row[0] for row in rows] == [safe_cell(v) for v in values], order
+            assert len(values) == 4, order
+            stats = await api(browser, f"breakdown?site_id=example.com&{DAY}"
+                                       f"&property=visit:source&metrics={ROW_METRICS}")  # fmt: skip
+            assert sorted(rows) == sorted([safe_cell(r["source"]), *cells(r, ROW_METRICS)]
+                                          for r in stats)  # fmt: skip
+        values, _download = await listed(browser, f"{base}&order=name&dir=asc")
+        assert values == sorted(values, key=str.lower)
+        # What the view would not send: a 400 that says why.
+        for query in ("order=nonsense", "order=pageviews&dir=up", "order=visitors&dir=asc"):
+            name = "visitors" if query.endswith("asc") else "sources"
+            answer = await browser.get(f"/sites/example.com/export/{name}.csv?{DAY}&{query}")
+            assert answer.status_code == 400, query
+
+
+async def test_the_dashboards_date_form_range_is_exported(shop: Zeef) -> None:
+    async with aclosing(await operator(shop)) as browser:
+        answer = await browser.get("/sites/example.com/export?from=2026-03-14&to=2026-03-14")
+        assert answer.headers["content-disposition"] == (
+            'attachment; filename="example.com-2026-03-14-2026-03-14.zip"'
+        )
+        assert sum(int(row[1]) for row in unzip(answer)["visitors.csv"][1:]) == 4

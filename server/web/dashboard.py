@@ -28,6 +28,7 @@ from ..reports.query import Query, QueryError
 from ..stats_api import BadRequest, query_from_params
 from .admin import Admin
 from .chart import build_chart
+from .export import FILES_OF, columns_of, sort_rows
 from .templates import N_, language
 from .worldmap import world_map
 
@@ -187,7 +188,7 @@ class Dashboard:
         panel_tasks = [
             reports.breakdown(self.storage, query, tab.dimension,
                               _panel_metrics(tab.dimension, revenue=revenue), goals,
-                              (0, MAP_ROWS if tab.dimension == MAP_DIMENSION else PANEL_ROWS))
+                              (0, MAP_ROWS if tab.dimension == MAP_DIMENSION else PANEL_ROWS + 1))
             if tab.dimension != PROPERTIES else _nothing()
             for tab, _index in chosen_tabs
         ]  # fmt: skip
@@ -238,7 +239,11 @@ class Dashboard:
         for i, (heading, tabs) in enumerate(shown):
             tab, current = chosen_tabs[i]
             dimension = tab.dimension
-            rows = panels_rows[i][:PANEL_ROWS]
+            # Custom events are those a site sends itself, as in custom_events.csv.
+            rows = [
+                r for r in panels_rows[i] if dimension != "event:name" or r["value"] != "pageview"
+            ]
+            rows = rows[:PANEL_ROWS]
             metrics = _panel_metrics(dimension, revenue=revenue)
             rate = "conversion_rate" in metrics
             top_value = max((row.get("visitors") or 0 for row in rows), default=0)
@@ -361,9 +366,16 @@ class Dashboard:
         params = request.query_params
         search = params.get("search", "").strip()[:200]
         narrowed = dict(_with_range(params))
+        extra = []
         if search:
             escaped = search.replace("\\", "\\\\").replace("|", "\\|").replace(";", "\\;")
-            narrowed["filters"] = ";".join([*_filters(params), f"{by}~{escaped}"])
+            extra.append(f"{by}~{escaped}")
+        if by == "event:name":
+            # Custom events: pageviews have their own panel, and custom_events.csv, this
+            # view's download, leaves them out as Plausible's does.
+            extra.append("event:name!=pageview")
+        if extra:
+            narrowed["filters"] = ";".join([*_filters(params), *extra])
         try:
             query = query_from_params(narrowed, site, self.admin.clock())
         except (BadRequest, QueryError, FilterError) as exc:
@@ -391,11 +403,8 @@ class Dashboard:
                 )
             else:
                 rows = await reports.breakdown(self.storage, query, by, list(columns), goals)
-                if order == "name":
-                    rows.sort(key=lambda r: str(r["value"]).lower(), reverse=descending)
-                else:
-                    rows.sort(key=lambda r: _sort_value(r.get(order)), reverse=descending)
-                rows = rows[window[0] : window[0] + DETAILS_PAGE]
+                # The same sort as the download's (export.sort_rows): the same rows in order.
+                rows = sort_rows(rows, order, descending)[window[0] : window[0] + DETAILS_PAGE]
         except (QueryError, FilterError, metric.MetricError) as exc:
             return self.pages.error(request, 400, str(exc))
         number = _number_format(lang)
@@ -412,6 +421,20 @@ class Dashboard:
             flip = "asc" if order == name and descending else "desc"
             return _with(params, order=name, dir=flip, page=None)
 
+        # Every row, not this page's: the export's file for the same query, its search a
+        # filter, no comparison, sorted as here.
+        kept = {key: narrowed[key] for key in ("period", "date", "filters") if narrowed.get(key)}
+        if (
+            (order, descending) != ("visitors", True)
+            and by in FILES_OF
+            and order in ("name", *columns_of(FILES_OF[by]))
+        ):  # a column the file has (not revenue, which conversions.csv lacks)
+            kept |= {"order": order, "dir": "desc" if descending else "asc"}
+        csv_url = (
+            f"/sites/{site.domain}/export/{FILES_OF[by]}.csv?{urlencode(kept)}"
+            if by in FILES_OF
+            else None
+        )
         heading, column = DETAILS.get(by, (GOALS_PANEL[0], by.removeprefix(PROPS)))
         context = {
             "site": site,
@@ -438,6 +461,7 @@ class Dashboard:
             "count": len(everything),
             "total": number(len(everything)),
             "search": search,
+            "csv_url": csv_url,
             "hidden": [(k, v) for k, v in params.items() if k not in ("search", "page")],
             "back_url": f"/sites/{site.domain}"
             + _with(params, search=None, order=None, dir=None, page=None),
@@ -490,13 +514,6 @@ def _menu(
 
 async def _nothing() -> list[dict[str, Any]]:
     return []
-
-
-def _sort_value(value: Any) -> tuple[bool, float]:
-    """A cell's sort key: missing last (descending), revenue by its amount."""
-    if isinstance(value, dict):
-        value = value.get("value")
-    return (value is None, float(value or 0))
 
 
 def _money(value: Any, lang: str) -> str | None:

@@ -1,5 +1,7 @@
 """A site's figures as CSV files: `/sites/DOMAIN/export` (a ZIP, one file a panel, as Plausible's
 CSV export) and `/sites/DOMAIN/export/NAME.csv` (one of them), for the dashboard's query string.
+One file may also come sorted as a details view sorts (`order`, `dir`): that view's "Download
+CSV" is this file, for its query with its search as a filter (FILES_OF).
 
 Route -> permission (the dashboard's) -> Query (stats_api.query_from_params) -> the one report
 engine, every row -> CSV cells made safe for spreadsheets -> ZIP or CSV.
@@ -58,8 +60,16 @@ SERIES_METRICS = ("visitors", "pageviews", "visits", "views_per_visit", "bounce_
                   "visit_duration")  # fmt: skip
 # A custom event is a hit, not a visit: bounce rate and duration mean nothing per event name.
 EVENT_METRICS = ("visitors", "events")
+CONVERSION_METRICS = ("visitors", "events", "conversion_rate")
 CONVERSION_HEADER = ("name", "unique_conversions", "total_conversions", "conversion_rate")
 NAMES = ("visitors", *(name for name, _dim in BREAKDOWNS), "custom_events", "conversions")
+# The file holding each dimension's rows: a details view's download. The Custom events tab is
+# custom_events.csv, so the view leaves pageviews out as that file does.
+FILES_OF = {
+    **{dimension: name for name, dimension in BREAKDOWNS},
+    "event:name": "custom_events",
+    GOAL: "conversions",
+}
 # Rows asked of the engine at a time; a shorter answer is the last.
 WINDOW = 1000
 # What the engine raises for a query it cannot answer (a goal filter naming no goal, minutes
@@ -81,6 +91,21 @@ def safe_cell(value: object) -> str | int | float:
         return value
     text = str(value)
     return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def sort_rows(rows: list[dict[str, Any]], order: str, descending: bool) -> list[dict[str, Any]]:
+    """Rows as a details view orders them: by name (`order="name"`, case-folded) or by a
+    column, the engine's order (most visitors first) among equals. A row without the column's
+    value sorts as below every number: last ascending, first descending."""
+    if order == "name":
+        return sorted(rows, key=lambda r: str(r["value"]).lower(), reverse=descending)
+    return sorted(rows, key=lambda r: _sort_key(r.get(order)), reverse=descending)
+
+
+def _sort_key(value: Any) -> tuple[bool, float]:
+    if isinstance(value, dict):  # revenue: {"value": 12.5, "currency": "EUR"}
+        value = value.get("value")
+    return (value is None, float(value or 0))
 
 
 def to_csv(header: Sequence[str], rows: Sequence[Sequence[object]]) -> bytes:
@@ -143,8 +168,9 @@ class Export:
         if name not in NAMES or (name == "conversions" and not goals):
             return self.pages.error(request, 404)
         try:
-            content = await self._file(name, query, goals)
-        except REFUSED as exc:
+            order = _order(request.query_params, name)
+            content = await self._file(name, query, goals, order)
+        except (BadRequest, *REFUSED) as exc:
             return self.pages.error(request, 400, str(exc))
         stem = await self._stem(site, query)
         return _download(content, "text/csv; charset=utf-8", f"{stem}-{name}.csv")
@@ -156,12 +182,16 @@ class Export:
             return found
         site, _session = found
         try:
-            query = query_from_params(request.query_params, site, self.admin.clock())
+            query = query_from_params(_with_range(request.query_params), site, self.admin.clock())
         except (BadRequest, QueryError, FilterError) as exc:
             return self.pages.error(request, 400, str(exc))
         return site, query, list(await self.storage.goals(site.id))
 
-    async def _file(self, name: str, query: Query, goals: list[Any]) -> bytes:
+    async def _file(
+        self, name: str, query: Query, goals: list[Any], order: tuple[str, bool] | None = None
+    ) -> bytes:
+        """The file's content; `order` (a column or "name", descending?) sorts a breakdown's
+        rows as a details view does, else they come in the engine's order."""
         if name == "visitors":
             series = await reports.timeseries(self.storage, query, SERIES_METRICS, goals)
             return to_csv(
@@ -172,15 +202,15 @@ class Export:
             rows = await self._rows(query, "event:name", EVENT_METRICS, goals)
             # Pageviews have their own files; this one is the events a site sends itself.
             rows = [row for row in rows if row["value"] != "pageview"]
-            return _table(EVENT_METRICS, rows)
+            return _table(EVENT_METRICS, _sorted(rows, order))
         if name == "conversions":
-            rows = await self._rows(query, GOAL, ("visitors", "events", "conversion_rate"), goals)
+            rows = await self._rows(query, GOAL, CONVERSION_METRICS, goals)
             return to_csv(CONVERSION_HEADER, [
-                [row["value"], row["visitors"], row["events"], row["conversion_rate"]]
-                for row in rows
+                [row["value"], *(row[m] for m in CONVERSION_METRICS)]
+                for row in _sorted(rows, order)
             ])  # fmt: skip
         rows = await self._rows(query, dict(BREAKDOWNS)[name], ROW_METRICS, goals)
-        return _table(ROW_METRICS, rows)
+        return _table(ROW_METRICS, _sorted(rows, order))
 
     async def _rows(
         self, query: Query, by: str, metrics: Sequence[str], goals: list[Any]
@@ -203,6 +233,45 @@ class Export:
             if first is not None:
                 query = query.starting_at(first)
         return f"{site.domain}-{query.first_day.isoformat()}-{query.last_day.isoformat()}"
+
+
+def _with_range(params: Any) -> dict[str, str]:
+    """The dashboard's query string as the Stats API reads it: a range from its date form
+    (`from`, `to`) is `period=custom&date=FROM,TO`, as dashboard._with_range reads it (that
+    module imports this one, so it cannot be imported from there)."""
+    merged = dict(params.items())
+    first, last = merged.pop("from", ""), merged.pop("to", "")
+    if first and last:
+        merged["period"], merged["date"] = "custom", f"{first},{last}"
+    return merged
+
+
+def columns_of(name: str) -> tuple[str, ...]:
+    """The engine's metrics a file has a column for (what it may be sorted by)."""
+    if name == "visitors":
+        return ()
+    return {"custom_events": EVENT_METRICS, "conversions": CONVERSION_METRICS}.get(
+        name, ROW_METRICS
+    )
+
+
+def _order(params: Any, name: str) -> tuple[str, bool] | None:
+    """`order` and `dir` as a details view sends them; None when neither is given."""
+    if "order" not in params and "dir" not in params:
+        return None
+    order, direction = params.get("order", "visitors"), params.get("dir", "desc")
+    columns = columns_of(name)
+    if not columns:
+        raise BadRequest(f"{name}.csv is a time series: it has no order to choose")
+    if order not in ("name", *columns):
+        raise BadRequest(f"order must be name or one of {', '.join(columns)}")
+    if direction not in ("asc", "desc"):
+        raise BadRequest("dir must be asc or desc")
+    return order, direction == "desc"
+
+
+def _sorted(rows: list[dict[str, Any]], order: tuple[str, bool] | None) -> list[dict[str, Any]]:
+    return rows if order is None else sort_rows(rows, *order)
 
 
 def _table(metrics: Sequence[str], rows: list[dict[str, Any]]) -> bytes:
