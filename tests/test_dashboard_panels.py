@@ -5,7 +5,9 @@ properties and goal revenue; and their details views."""
 from __future__ import annotations
 
 import html
+import io
 import re
+import zipfile
 from contextlib import aclosing
 
 from server.goals import Goal
@@ -192,3 +194,32 @@ async def test_comparison_deltas_are_the_apis_changes(shop: Zeef) -> None:
             headers={"accept-language": "nl"},
         )).text  # fmt: skip
         assert changes(dutch)[0] == "↑ 100%"
+
+
+async def test_a_propertys_details_view_downloads_custom_props(zeef: Zeef, clock: Clock) -> None:
+    await campaign(zeef, clock)
+    async with aclosing(await operator(zeef)) as browser:
+        details = (await browser.get(f"/sites/example.com/details/event:props:plan?{DAY}")).text
+        link = re.search(r'href="([^"]+)" download>Download CSV', details)
+        assert link, "no download link"
+        url = html.unescape(link.group(1))
+        assert url == f"/sites/example.com/export/custom_props.csv?{DAY}&property=plan"
+        answer = await browser.get(url)
+        assert answer.status_code == 200
+        lines = answer.text.splitlines()
+        api = (await browser.get(
+            f"/api/v1/stats/breakdown?site_id=example.com&{DAY}&property=event:props:plan"
+            "&metrics=visitors,events"
+        )).json()["results"]  # fmt: skip
+        assert lines == ["property,value,visitors,events"] + [
+            f"plan,{r['plan']},{r['visitors']},{r['events']}" for r in api
+        ]
+        # The ZIP holds every property's values in one file; a formula-like name is quoted.
+        archive = await browser.get(f"/sites/example.com/export?{DAY}")
+        with zipfile.ZipFile(io.BytesIO(archive.content)) as files:
+            everything = files.read("custom_props.csv").decode().splitlines()
+        assert everything[0] == "property,value,visitors,events"
+        assert {line.split(",")[0] for line in everything[1:]} == {"<b>key</b>", "plan"}
+        # property= belongs to that file alone.
+        wrong = await browser.get(f"/sites/example.com/export/pages.csv?{DAY}&property=plan")
+        assert wrong.status_code == 400

@@ -424,17 +424,13 @@ class Dashboard:
         # Every row, not this page's: the export's file for the same query, its search a
         # filter, no comparison, sorted as here.
         kept = {key: narrowed[key] for key in ("period", "date", "filters") if narrowed.get(key)}
-        if (
-            (order, descending) != ("visitors", True)
-            and by in FILES_OF
-            and order in ("name", *columns_of(FILES_OF[by]))
-        ):  # a column the file has (not revenue, which conversions.csv lacks)
+        file = FILES_OF.get(by, "custom_props")
+        if by.startswith(PROPS):
+            kept["property"] = by.removeprefix(PROPS)
+        if (order, descending) != ("visitors", True) and order in ("name", *columns_of(file)):
+            # Not revenue, which conversions.csv has no column for: that file keeps its order.
             kept |= {"order": order, "dir": "desc" if descending else "asc"}
-        csv_url = (
-            f"/sites/{site.domain}/export/{FILES_OF[by]}.csv?{urlencode(kept)}"
-            if by in FILES_OF
-            else None
-        )
+        csv_url = f"/sites/{site.domain}/export/{file}.csv?{urlencode(kept)}"
         heading, column = DETAILS.get(by, (GOALS_PANEL[0], by.removeprefix(PROPS)))
         context = {
             "site": site,

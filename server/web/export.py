@@ -62,7 +62,17 @@ SERIES_METRICS = ("visitors", "pageviews", "visits", "views_per_visit", "bounce_
 EVENT_METRICS = ("visitors", "events")
 CONVERSION_METRICS = ("visitors", "events", "conversion_rate")
 CONVERSION_HEADER = ("name", "unique_conversions", "total_conversions", "conversion_rate")
-NAMES = ("visitors", *(name for name, _dim in BREAKDOWNS), "custom_events", "conversions")
+NAMES = (
+    "visitors",
+    *(name for name, _dim in BREAKDOWNS),
+    "custom_events",
+    "conversions",
+    "custom_props",
+)
+# custom_props.csv: every custom property's values (or, with `property=NAME`, one property's:
+# its details view's download).
+PROPS_HEADER = ("property", "value", *EVENT_METRICS)
+PROPS = "event:props:"
 # The file holding each dimension's rows: a details view's download. The Custom events tab is
 # custom_events.csv, so the view leaves pageviews out as that file does.
 FILES_OF = {
@@ -141,9 +151,12 @@ class Export:
         if isinstance(prepared, Response):
             return prepared
         site, query, goals = prepared
-        names = [n for n in NAMES if n != "conversions" or goals]
+        keys = await reports.property_names(self.storage, query)
+        names = [
+            n for n in NAMES if (n != "conversions" or goals) and (n != "custom_props" or keys)
+        ]
         try:
-            files = await asyncio.gather(*(self._file(n, query, goals) for n in names))
+            files = await asyncio.gather(*(self._file(n, query, goals, keys=keys) for n in names))
         except REFUSED as exc:
             return self.pages.error(request, 400, str(exc))
         now = self.admin.clock().astimezone(query.zone)
@@ -167,9 +180,13 @@ class Export:
         name = request.path_params["name"]
         if name not in NAMES or (name == "conversions" and not goals):
             return self.pages.error(request, 404)
+        wanted = request.query_params.get("property")
+        if wanted is not None and name != "custom_props":
+            return self.pages.error(request, 400, "property= is for custom_props.csv only")
         try:
             order = _order(request.query_params, name)
-            content = await self._file(name, query, goals, order)
+            keys = [wanted] if wanted else await reports.property_names(self.storage, query)
+            content = await self._file(name, query, goals, order, keys)
         except (BadRequest, *REFUSED) as exc:
             return self.pages.error(request, 400, str(exc))
         stem = await self._stem(site, query)
@@ -188,10 +205,16 @@ class Export:
         return site, query, list(await self.storage.goals(site.id))
 
     async def _file(
-        self, name: str, query: Query, goals: list[Any], order: tuple[str, bool] | None = None
+        self,
+        name: str,
+        query: Query,
+        goals: list[Any],
+        order: tuple[str, bool] | None = None,
+        keys: Sequence[str] = (),
     ) -> bytes:
         """The file's content; `order` (a column or "name", descending?) sorts a breakdown's
-        rows as a details view does, else they come in the engine's order."""
+        rows as a details view does, else they come in the engine's order. `keys`: the
+        property names custom_props.csv lists."""
         if name == "visitors":
             series = await reports.timeseries(self.storage, query, SERIES_METRICS, goals)
             return to_csv(
@@ -203,6 +226,13 @@ class Export:
             # Pageviews have their own files; this one is the events a site sends itself.
             rows = [row for row in rows if row["value"] != "pageview"]
             return _table(EVENT_METRICS, _sorted(rows, order))
+        if name == "custom_props":
+            table = []
+            for key in keys:
+                rows = await self._rows(query, PROPS + key, EVENT_METRICS, goals)
+                table += [[key, row["value"], *(row[m] for m in EVENT_METRICS)]
+                          for row in _sorted(rows, order)]  # fmt: skip
+            return to_csv(PROPS_HEADER, table)
         if name == "conversions":
             rows = await self._rows(query, GOAL, CONVERSION_METRICS, goals)
             return to_csv(CONVERSION_HEADER, [
@@ -250,9 +280,11 @@ def columns_of(name: str) -> tuple[str, ...]:
     """The engine's metrics a file has a column for (what it may be sorted by)."""
     if name == "visitors":
         return ()
-    return {"custom_events": EVENT_METRICS, "conversions": CONVERSION_METRICS}.get(
-        name, ROW_METRICS
-    )
+    return {
+        "custom_events": EVENT_METRICS,
+        "conversions": CONVERSION_METRICS,
+        "custom_props": EVENT_METRICS,
+    }.get(name, ROW_METRICS)
 
 
 def _order(params: Any, name: str) -> tuple[str, bool] | None:
