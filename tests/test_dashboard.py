@@ -82,11 +82,11 @@ async def test_a_row_filters_the_dashboard_and_its_chip_removes_the_filter(shop:
             f"/api/v1/stats/aggregate?site_id=example.com&{DAY}&filters=visit:source==Google"
         )).json()["results"]  # fmt: skip
         assert metric_values(filtered.text)[0] == str(api["visitors"]["value"]) == "1"
-        assert "source is Google" in filtered.text
+        assert "Source is Google" in filtered.text
         remove = re.search(r'<a href="([^"]+)" aria-label="Remove filter', filtered.text)
         assert remove
         back = await browser.get("/sites/example.com" + html.unescape(remove.group(1)))
-        assert metric_values(back.text)[0] == "3" and "source is Google" not in back.text
+        assert metric_values(back.text)[0] == "3" and "Source is Google" not in back.text
 
 
 async def test_visitors_values_are_escaped(zeef: Zeef) -> None:

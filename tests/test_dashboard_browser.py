@@ -162,7 +162,7 @@ def test_the_dashboard_filters_compares_and_reads_well(
     page.wait_for_url("**compare=previous_period**")
     page.click("a[title='Filter by Google']")
     page.wait_for_url("**filters=**")
-    assert "source is Google" in page.inner_text(".chips")
+    assert "Source is Google" in page.inner_text(".chips")
     page.screenshot(path=str(screenshots / "dashboard-filtered.png"), full_page=True)
     page.click(".chip a")
     page.wait_for_load_state()

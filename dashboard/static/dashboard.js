@@ -1,4 +1,5 @@
-// The dashboard, enhanced: a fresh current-visitors count, and Plausible's keyboard shortcuts.
+// The dashboard, enhanced: a fresh current-visitors count, the filter forms, and Plausible's
+// keyboard shortcuts.
 // The page works without it; a shortcut only navigates, so the server still does the work.
 'use strict';
 (() => {
@@ -31,6 +32,37 @@
     });
     schedule();
   }
+
+  // The filter forms (_filters.html) open in <details> without this; with it, one at a time,
+  // its first field focused, and Esc, Cancel or a click elsewhere closes it. Registered before
+  // the shortcuts below, which see Esc as handled here and so do not remove every filter.
+  const disclosures = [...document.querySelectorAll('details.filter-disclosure')];
+  const close = (details, focus) => {
+    details.open = false;
+    if (focus) details.querySelector('summary').focus();
+  };
+  for (const details of disclosures) {
+    details.addEventListener('toggle', () => {
+      if (!details.open) return;
+      // What <details name> does where a browser does not know it yet.
+      for (const other of disclosures) if (other !== details) other.open = false;
+      // All of it in sight (a phone shows the Filter button near the bottom), then its field.
+      details.querySelector('form').scrollIntoView({ block: 'nearest' });
+      details.querySelector('select').focus({ preventScroll: true });
+    });
+    const cancel = details.querySelector('.filter-cancel');
+    cancel.hidden = false;
+    cancel.addEventListener('click', () => close(details, true));
+  }
+  document.addEventListener('keydown', (event) => {
+    const open = disclosures.find((details) => details.open);
+    if (event.key !== 'Escape' || !open || event.defaultPrevented) return;
+    event.preventDefault();
+    close(open, true);
+  });
+  document.addEventListener('click', (event) => {
+    for (const details of disclosures) if (!details.contains(event.target)) details.open = false;
+  });
 
   const keys = document.querySelector('.dash-keys');
   if (!keys) return;

@@ -17,7 +17,7 @@ from urllib.parse import quote, urlencode
 from babel.dates import format_date, format_datetime
 from babel.numbers import format_currency, format_decimal
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from .. import reports
@@ -28,6 +28,11 @@ from ..reports.query import Query, QueryError
 from ..stats_api import BadRequest, query_from_params
 from .admin import Admin
 from .chart import build_chart
+from .dashboard_filters import FormError, from_form, submitted
+from .dashboard_filters import chips as _chips
+from .dashboard_filters import filtered as _filtered
+from .dashboard_filters import filters as _filters
+from .dashboard_filters import form as _filter_form
 from .export import FILES_OF, columns_of, sort_rows
 from .templates import N_, language
 from .worldmap import world_map
@@ -141,12 +146,6 @@ COLUMN_LABELS = {
 MONEY = ("total_revenue", "average_revenue")
 
 
-@dataclass(frozen=True)
-class Chip:
-    label: str
-    remove_url: str
-
-
 class Dashboard:
     def __init__(self, admin: Admin) -> None:
         # The admin pages' frame: the same navigation, permission check and clock.
@@ -166,6 +165,13 @@ class Dashboard:
             return found
         site, session = found
         _ = self.pages.gettext(request)
+        if submitted(request.query_params):
+            # The filter form: its fields folded into `filters`, so the address is a clean one.
+            try:
+                clean = from_form(request.query_params, _)
+            except FormError as exc:
+                return self.pages.error(request, 400, str(exc))
+            return RedirectResponse(f"/sites/{site.domain}{clean}", status_code=303)
         lang = language(request)
         params = request.query_params
         now = self.admin.clock()
@@ -312,6 +318,7 @@ class Dashboard:
             ],
             "range": _range_label(query, lang),
             "chips": _chips(params, _),
+            "filter_form": _filter_form(params, _, goals=bool(goals)),
             "range_hidden": [
                 (k, v) for k, v in params.items() if k not in ("period", "date", "from", "to")
             ],
@@ -558,20 +565,6 @@ def _with(params: Any, **changes: str | None) -> str:
     return "?" + urlencode(merged) if merged else "?"
 
 
-def _filters(params: Any) -> list[str]:
-    raw = params.get("filters", "")
-    return [part for part in raw.split(";") if part]
-
-
-def _filtered(params: Any, dimension: str, value: Any) -> str:
-    if value in (None, ""):
-        value = "(none)"
-    text = str(value).replace("|", "\\|").replace(";", "\\;")
-    wanted = f"{dimension}=={text}"
-    current = [f for f in _filters(params) if not f.startswith(dimension + "==")]
-    return _with(params, filters=";".join([*current, wanted]))
-
-
 def _map(
     rows: Sequence[dict[str, Any]], params: Any, number: Callable[[float], str]
 ) -> dict[str, Any]:
@@ -588,26 +581,6 @@ def _map(
             for country in drawn.countries
         ],
     }  # fmt: skip
-
-
-def _chips(params: Any, _: Callable[[str], str]) -> list[Chip]:
-    chips = []
-    filters = _filters(params)
-    for part in filters:
-        dimension, operator, value = _split(part)
-        name = dimension.split(":", 1)[-1].replace("_", " ")
-        verb = {"==": _("is"), "!=": _("is not"), "~": _("contains")}.get(operator, operator)
-        rest = [f for f in filters if f != part]
-        chips.append(Chip(f"{name} {verb} {value}", _with(params, filters=";".join(rest) or None)))
-    return chips
-
-
-def _split(part: str) -> tuple[str, str, str]:
-    for operator in ("==", "!=", "~"):
-        if operator in part:
-            dimension, value = part.split(operator, 1)
-            return dimension, operator, value
-    return part, "", ""
 
 
 def _number_format(lang: str) -> Callable[[float], str]:
