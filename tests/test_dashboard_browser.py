@@ -373,7 +373,9 @@ def test_the_downloads_hold_the_stats_apis_figures(
     assert name.startswith(f"{SITE}-") and name.endswith(".zip"), name
     with zipfile.ZipFile(io.BytesIO(content)) as archive:
         files = {entry: table(archive.read(entry)) for entry in archive.namelist()}
-    assert list(files) == FILES  # no goals: no conversions.csv
+    # No goals: no conversions.csv. custom_props.csv when an earlier test of the module sent
+    # an event with properties (the hostile values).
+    assert [f for f in files if f != "custom_props.csv"] == FILES
     for file, prop in (("sources.csv", "visit:source"), ("pages.csv", "event:page"),
                        ("countries.csv", "visit:country")):  # fmt: skip
         rows = stats(context, live, f"breakdown?site_id={SITE}&{query}&property={prop}"
@@ -482,9 +484,9 @@ def test_everything_by_keyboard_alone(browser: Any, live: str, screenshots: Path
     sources.screenshot(path=str(screenshots / "keyboard-focus.png"))
     keys.press("Enter")
     page.wait_for_url("**filters=visit%3Asource%3D%3DGoogle**")
-    assert page.inner_text(".chips") == "source is Google \N{MULTIPLICATION SIGN}"
+    assert page.inner_text(".chips .chip-label") == "Source is Google"
     # Its chip removes it.
-    tab_to(page, ".chip a")
+    tab_to(page, ".chip > a")
     page.locator(".chips").screenshot(path=str(screenshots / "keyboard-focus-chip.png"))
     keys.press("Enter")
     page.wait_for_url(lambda url: "filters" not in url)

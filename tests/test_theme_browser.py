@@ -99,8 +99,8 @@ def colours(page: Any) -> dict[str, str]:
                     background: style("body").backgroundColor,
                     scheme: style("html").colorScheme,
                     control: style("select, input:not([type=hidden])").colorScheme,
-                    no_visitors: style("svg.world-map path.shade0").fill,
-                    busiest: style("svg.world-map path.shade5").fill,
+                    no_visitors: style("svg.world-map use.shade0").fill,
+                    busiest: style("svg.world-map use.shade5").fill,
                     line: style(".chart-line").stroke,
                 };
             }"""
