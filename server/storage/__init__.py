@@ -307,7 +307,22 @@ class EventStore(Protocol):
         ...
 
 
-class Storage(MetadataStore, AccountStore, EventStore, Protocol):
+class ShareStore(Protocol):
+    """Share links (server/storage/sqlite_shares.py): rows are dicts with the columns of
+    0017_shares.sql and `domain`, the site's."""
+
+    async def add_share(self, share: dict[str, Any]) -> int: ...
+
+    async def share(self, share_id: int) -> dict[str, Any] | None: ...
+
+    async def shares_of_site(self, site_id: int) -> list[dict[str, Any]]: ...
+
+    async def update_share(self, share_id: int, changes: dict[str, Any], at: int) -> bool: ...
+
+    async def revoke_share(self, share_id: int, at: int) -> bool: ...
+
+
+class Storage(MetadataStore, AccountStore, ShareStore, EventStore, Protocol):
     """Both stores, as one object: what create_app and the CLI open."""
 
     async def meta_key(self, name: str, generated: str, replace: bool = False) -> str:
