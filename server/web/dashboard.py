@@ -22,12 +22,14 @@ from starlette.routing import Route
 
 from .. import reports
 from ..accounts.permissions import Action, Principal, may
+from ..events import Site
 from ..reports import metrics as metric
-from ..reports.filters import FilterError
+from ..reports.filters import FilterError, leaves, parse_v1
 from ..reports.query import Query, QueryError
+from ..sharing.shares import SECTIONS
 from ..stats_api import BadRequest, query_from_params
 from .admin import Admin
-from .chart import build_chart
+from .chart import Chart, build_chart
 from .dashboard_filters import FormError, from_form, submitted
 from .dashboard_filters import chips as _chips
 from .dashboard_filters import filtered as _filtered
@@ -146,6 +148,44 @@ COLUMN_LABELS = {
 MONEY = ("total_revenue", "average_revenue")
 
 
+# Each panel's section, as share links name them (server/sharing/shares.py), in PANELS' order.
+PANEL_SECTIONS = ("pages", "sources", "locations", "devices")
+EVERY_SECTION = frozenset(SECTIONS)
+
+
+@dataclass(frozen=True)
+class View:
+    """Through what a site's statistics are seen: a logged-in user's dashboard at
+    /sites/DOMAIN (everything; `manage` adds what only the site's admins see), or a share
+    link's at /shared/ID: its sections only, every query under its `locked` filter, the
+    viewer's own filters on the sections' dimensions only, CSV only if the share allows."""
+
+    base: str
+    sections: frozenset[str] = EVERY_SECTION
+    locked: tuple[str, ...] = ()
+    allows: Callable[[str], bool] = lambda _dimension: True
+    csv: bool = True
+    manage: bool = False
+    embed: bool = False
+    live_url: str = ""
+    shared: bool = False  # a share link's: no installation snippet, no site switcher
+
+    def filters(self, params: Any) -> dict[str, str]:
+        """The query's parameters: the viewer's, with the locked filter before theirs and a
+        custom range from the date form. FilterError for a filter on a dimension the view
+        does not show (a share without pages may not count visitors of /secret)."""
+        mine = _filters(params)
+        for part in mine:
+            for condition in parse_v1(part):
+                for leaf in leaves(condition):
+                    if not self.allows(leaf.dimension):
+                        raise FilterError(f"{leaf.dimension} is not shown here")
+        merged = _with_range(params)
+        if self.locked or mine:
+            merged["filters"] = ";".join([*self.locked, *mine])
+        return merged
+
+
 class Dashboard:
     def __init__(self, admin: Admin) -> None:
         # The admin pages' frame: the same navigation, permission check and clock.
@@ -164,6 +204,30 @@ class Dashboard:
         if isinstance(found, Response):
             return found
         site, session = found
+        principal = Principal.of_user(session.user)
+        view = View(
+            f"/sites/{site.domain}",
+            manage=may(principal, Action.MANAGE_SITE, site.customer_id),
+            live_url=f"/api/v1/stats/realtime/visitors?site_id={quote(site.domain)}",
+        )
+        sites = [s.domain for s in await self.storage.sites()
+                 if may(principal, Action.VIEW_STATS, s.customer_id)]  # fmt: skip
+
+        def frame(context: dict[str, Any]) -> Response:
+            return self.admin._render(request, session, "dashboard.html", context, "/sites")
+
+        return await self.page(request, site, view, frame, sites)
+
+    async def page(
+        self,
+        request: Request,
+        site: Site,
+        view: View,
+        frame: Callable[[dict[str, Any]], Response],
+        sites: Sequence[str] = (),
+    ) -> Response:
+        """The dashboard of `site` as `view` shows it; `frame` renders dashboard.html with the
+        context (in the admin pages' frame, or a share's bare one)."""
         _ = self.pages.gettext(request)
         if submitted(request.query_params):
             # The filter form: its fields folded into `filters`, so the address is a clean one.
@@ -171,12 +235,12 @@ class Dashboard:
                 clean = from_form(request.query_params, _)
             except FormError as exc:
                 return self.pages.error(request, 400, str(exc))
-            return RedirectResponse(f"/sites/{site.domain}{clean}", status_code=303)
+            return RedirectResponse(f"{view.base}{clean}", status_code=303)
         lang = language(request)
         params = request.query_params
         now = self.admin.clock()
         try:
-            query = query_from_params(_with_range(params), site, now)
+            query = query_from_params(view.filters(params), site, now)
         except (BadRequest, QueryError, FilterError) as exc:
             return self.pages.error(request, 400, str(exc))
         chosen = params.get("metric", "visitors")
@@ -185,11 +249,20 @@ class Dashboard:
         goals = list(await self.storage.goals(site.id))
         names = [name for name, _label in TOP_LINE]
 
-        totals_task = reports.aggregate(self.storage, query, names, goals)
-        series_task = reports.timeseries(self.storage, query, [chosen], goals)
-        keys = await reports.property_names(self.storage, query)
-        shown = [*PANELS, GOALS_PANEL] if goals or keys else list(PANELS)
-        chosen_tabs = [_chosen(params, i, tabs, keys) for i, (_heading, tabs) in enumerate(shown)]
+        overview = "overview" in view.sections
+        totals_task = reports.aggregate(self.storage, query, names, goals) if overview else _empty()
+        series_task = (
+            reports.timeseries(self.storage, query, [chosen], goals) if overview else _nothing()
+        )
+        keys = await reports.property_names(self.storage, query) if "goals" in view.sections else []
+        # (index in the URL's p0..p4, heading, tabs) of the panels this view shows.
+        shown = [
+            (i, heading, tabs)
+            for i, (heading, tabs) in enumerate([*PANELS, GOALS_PANEL])
+            if (PANEL_SECTIONS[i] if i < len(PANELS) else "goals") in view.sections
+            and (i < len(PANELS) or goals or keys)
+        ]
+        chosen_tabs = [_chosen(params, i, tabs, keys) for i, _heading, tabs in shown]
         revenue = any(goal.currency for goal in goals)
         panel_tasks = [
             reports.breakdown(self.storage, query, tab.dimension,
@@ -199,7 +272,7 @@ class Dashboard:
             for tab, _index in chosen_tabs
         ]  # fmt: skip
         compare_tasks: list[Any] = []
-        if query.comparison is not None:
+        if query.comparison is not None and overview:
             compare_tasks = [
                 reports.aggregate(self.storage, query.comparison, names, goals),
                 reports.timeseries(self.storage, query.comparison, [chosen], goals),
@@ -238,16 +311,20 @@ class Dashboard:
         if partial is not None:
             # Buckets still to come have no value yet, not a zero.
             values = values[: partial + 1] + [None] * (len(values) - partial - 1)
-        chart = build_chart(labels, values, previous, partial,
-                            lambda v: _shown(chosen, v, number, _))  # fmt: skip
+        chart: Chart | None = build_chart(labels, values, previous, partial,
+                                          lambda v: _shown(chosen, v, number, _))  # fmt: skip
+        if not overview:
+            top, chart = [], None
 
         panels = []
-        for i, (heading, tabs) in enumerate(shown):
-            tab, current = chosen_tabs[i]
+        for place, (i, heading, tabs) in enumerate(shown):
+            tab, current = chosen_tabs[place]
             dimension = tab.dimension
             # Custom events are those a site sends itself, as in custom_events.csv.
             rows = [
-                r for r in panels_rows[i] if dimension != "event:name" or r["value"] != "pageview"
+                r
+                for r in panels_rows[place]
+                if dimension != "event:name" or r["value"] != "pageview"
             ]
             rows = rows[:PANEL_ROWS]
             metrics = _panel_metrics(dimension, revenue=revenue)
@@ -259,7 +336,7 @@ class Dashboard:
                 dimension.removeprefix(PROPS),
                 "rate": rate,
                 "revenue": "total_revenue" in metrics,
-                "details_url": _details_url(site.domain, dimension, params),
+                "details_url": _details_url(view.base, dimension, params),
                 # A drill-down names the tab for what it lists ("Referrers").
                 "tabs": [{"label": _((tab if n == current else t).label),
                           "url": _with(params, **{f"p{i}": str(n)}),
@@ -278,28 +355,27 @@ class Dashboard:
                           "bar": _bar(row.get("visitors") or 0, top_value),
                           "filter_url": _filtered(params, dimension, row["value"])}
                          for row in rows],
-                "map": _map(panels_rows[i], params, number)
+                "map": _map(panels_rows[place], params, number)
                 if dimension == MAP_DIMENSION and rows else None,
             })  # fmt: skip
 
-        principal = Principal.of_user(session.user)
-        manage = may(principal, Action.MANAGE_SITE, site.customer_id)
-        consent = await self._consent(site.id, query, number)
-        drops = await self._drops(request, query, number) if manage else None
-        visible = [
-            s
-            for s in await self.storage.sites()
-            if may(principal, Action.VIEW_STATS, s.customer_id)
-        ]
+        consent = (
+            await self._consent(site.id, query, number) if "consent" in view.sections else None
+        )
+        drops = await self._drops(request, query, number) if view.manage else None
         has_data = await self.storage.first_visit(site.id) is not None
         context = {
             "site": site,
             "query": query,
             "has_data": has_data,
-            # Visitors in the last 5 minutes; dashboard.js refreshes it from the Stats API.
+            "base": view.base,
+            "view": view,
+            # The share's own filter: shown, never removable.
+            "locked": _chips({"filters": ";".join(view.locked)}, _) if view.locked else [],
+            # Visitors in the last 5 minutes; dashboard.js refreshes it from live_url.
             "current_visitors": {"count": current_visitors, "shown": number(current_visitors)},
             "public_url": self.admin.settings.public_url,
-            "manage": manage,
+            "manage": view.manage,
             "consent": consent,
             "drops": drops,
             "top": top,
@@ -318,14 +394,14 @@ class Dashboard:
             ],
             "range": _range_label(query, lang),
             "chips": _chips(params, _),
-            "filter_form": _filter_form(params, _, goals=bool(goals)),
+            "filter_form": _filter_form(params, _, goals=bool(goals), offered=view.allows),
             "range_hidden": [
                 (k, v) for k, v in params.items() if k not in ("period", "date", "from", "to")
             ],
             "panels": panels,
-            "sites": [s.domain for s in visible],
+            "sites": list(sites),
         }
-        return self.admin._render(request, session, "dashboard.html", context, "/sites")
+        return frame(context)
 
     async def _consent(
         self, site_id: int, query: Query, number: Callable[[float], str]
@@ -365,14 +441,29 @@ class Dashboard:
         if isinstance(found, Response):
             return found
         site, session = found
+
+        def frame(context: dict[str, Any]) -> Response:
+            return self.admin._render(request, session, "details.html", context, "/sites")
+
+        return await self.details_page(request, site, View(f"/sites/{site.domain}"), frame)
+
+    async def details_page(
+        self,
+        request: Request,
+        site: Site,
+        view: View,
+        frame: Callable[[dict[str, Any]], Response],
+    ) -> Response:
+        """Every row of the dimension the path names, as `view` shows it."""
         by = request.path_params["dimension"]
         if by not in DETAILS and not (by.startswith(PROPS) and len(by) > len(PROPS)):
+            return self.pages.error(request, 404)
+        if not view.allows(by):
             return self.pages.error(request, 404)
         _ = self.pages.gettext(request)
         lang = language(request)
         params = request.query_params
         search = params.get("search", "").strip()[:200]
-        narrowed = dict(_with_range(params))
         extra = []
         if search:
             escaped = search.replace("\\", "\\\\").replace("|", "\\|").replace(";", "\\;")
@@ -381,9 +472,10 @@ class Dashboard:
             # Custom events: pageviews have their own panel, and custom_events.csv, this
             # view's download, leaves them out as Plausible's does.
             extra.append("event:name!=pageview")
-        if extra:
-            narrowed["filters"] = ";".join([*_filters(params), *extra])
+        # The viewer's filters and the search: what the download carries (a share adds its own).
+        mine = [*_filters(params), *extra]
         try:
+            narrowed = view.filters({**params, "filters": ";".join(mine)})
             query = query_from_params(narrowed, site, self.admin.clock())
         except (BadRequest, QueryError, FilterError) as exc:
             return self.pages.error(request, 400, str(exc))
@@ -417,7 +509,7 @@ class Dashboard:
         number = _number_format(lang)
         shown_rows = [
             {"value": row["value"] if row["value"] not in (None, "") else _("(none)"),
-             "filter_url": f"/sites/{site.domain}" + _filtered(params, by, row["value"]),
+             "filter_url": view.base + _filtered(params, by, row["value"]),
              "cells": [_money(row.get(name), lang) or _shown(name, row.get(name), number, _)
                        if name in MONEY else _shown(name, row.get(name), number, _)
                        for name in columns]}
@@ -430,14 +522,16 @@ class Dashboard:
 
         # Every row, not this page's: the export's file for the same query, its search a
         # filter, no comparison, sorted as here.
-        kept = {key: narrowed[key] for key in ("period", "date", "filters") if narrowed.get(key)}
+        kept = {key: narrowed[key] for key in ("period", "date") if narrowed.get(key)}
+        if mine:
+            kept["filters"] = ";".join(mine)
         file = FILES_OF.get(by, "custom_props")
         if by.startswith(PROPS):
             kept["property"] = by.removeprefix(PROPS)
         if (order, descending) != ("visitors", True) and order in ("name", *columns_of(file)):
             # Not revenue, which conversions.csv has no column for: that file keeps its order.
             kept |= {"order": order, "dir": "desc" if descending else "asc"}
-        csv_url = f"/sites/{site.domain}/export/{file}.csv?{urlencode(kept)}"
+        csv_url = f"{view.base}/export/{file}.csv?{urlencode(kept)}" if view.csv else None
         heading, column = DETAILS.get(by, (GOALS_PANEL[0], by.removeprefix(PROPS)))
         context = {
             "site": site,
@@ -466,15 +560,15 @@ class Dashboard:
             "search": search,
             "csv_url": csv_url,
             "hidden": [(k, v) for k, v in params.items() if k not in ("search", "page")],
-            "back_url": f"/sites/{site.domain}"
-            + _with(params, search=None, order=None, dir=None, page=None),
+            "back_url": view.base + _with(params, search=None, order=None, dir=None, page=None),
             "page": page,
             "pages": pages,
             "previous_url": _with(params, page=str(page - 1)) if page > 1 else None,
             "next_url": _with(params, page=str(page + 1)) if page < pages else None,
             "chips": _chips(params, _),
+            "locked": _chips({"filters": ";".join(view.locked)}, _) if view.locked else [],
         }
-        return self.admin._render(request, session, "details.html", context, "/sites")
+        return frame(context)
 
 
 def _chosen(params: Any, index: int, tabs: Sequence[Tab], keys: Sequence[str]) -> tuple[Tab, int]:
@@ -519,6 +613,10 @@ async def _nothing() -> list[dict[str, Any]]:
     return []
 
 
+async def _empty() -> dict[str, Any]:
+    return {}
+
+
 def _money(value: Any, lang: str) -> str | None:
     """Revenue as the engine gives it ({"value", "currency"}), in the UI language's format."""
     if not isinstance(value, dict):
@@ -526,11 +624,11 @@ def _money(value: Any, lang: str) -> str | None:
     return str(format_currency(value["value"], value["currency"], locale=lang))
 
 
-def _details_url(domain: str, dimension: str, params: Any) -> str | None:
+def _details_url(base: str, dimension: str, params: Any) -> str | None:
     # A property name with a slash cannot be a path segment: its tab has no details view.
     if "/" in dimension:
         return None
-    return f"/sites/{domain}/details/{quote(dimension, safe=':')}" + _with(params, metric=None)
+    return f"{base}/details/{quote(dimension, safe=':')}" + _with(params, metric=None)
 
 
 def _with_range(params: Any) -> dict[str, str]:

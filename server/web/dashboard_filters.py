@@ -171,14 +171,22 @@ def label(dim: str, _: Callable[[str], str]) -> str:
     return dim
 
 
-def form(params: Mapping[str, str], _: Callable[[str], str], goals: bool) -> dict[str, Any]:
-    """What _filters.html's forms offer: the dimensions in groups, the operators, and the
-    page's own parameters, which each form sends back beside its fields."""
+def form(
+    params: Mapping[str, str],
+    _: Callable[[str], str],
+    goals: bool,
+    offered: Callable[[str], bool] = lambda _dimension: True,
+) -> dict[str, Any]:
+    """What _filters.html's forms offer: the dimensions in groups (those `offered`: a share
+    link's sections'), the operators, and the page's own parameters, which each form sends
+    back beside its fields."""
     groups = [
         {"label": _(heading),
-         "options": [(dim, _(text)) for dim, text in dims if goals or dim != GOAL]}
+         "options": [(dim, _(text)) for dim, text in dims
+                     if (goals or dim != GOAL) and offered(dim)]}
         for heading, dims in GROUPS
     ]  # fmt: skip
+    groups = [group for group in groups if group["options"]]
     return {
         "groups": groups,
         "offered": {dim for group in groups for dim, _text in group["options"]},
