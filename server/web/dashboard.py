@@ -24,9 +24,8 @@ from .. import reports
 from ..accounts.permissions import Action, Principal, may
 from ..events import Site
 from ..reports import metrics as metric
-from ..reports.filters import FilterError, leaves, parse_v1
+from ..reports.filters import FilterError
 from ..reports.query import Query, QueryError
-from ..sharing.shares import SECTIONS
 from ..stats_api import BadRequest, query_from_params
 from .admin import Admin
 from .chart import Chart, build_chart
@@ -37,6 +36,7 @@ from .dashboard_filters import filters as _filters
 from .dashboard_filters import form as _filter_form
 from .export import FILES_OF, columns_of, sort_rows
 from .templates import N_, language
+from .view import View
 from .worldmap import world_map
 
 # The top line, in Plausible's order; each can be charted.
@@ -150,40 +150,6 @@ MONEY = ("total_revenue", "average_revenue")
 
 # Each panel's section, as share links name them (server/sharing/shares.py), in PANELS' order.
 PANEL_SECTIONS = ("pages", "sources", "locations", "devices")
-EVERY_SECTION = frozenset(SECTIONS)
-
-
-@dataclass(frozen=True)
-class View:
-    """Through what a site's statistics are seen: a logged-in user's dashboard at
-    /sites/DOMAIN (everything; `manage` adds what only the site's admins see), or a share
-    link's at /shared/ID: its sections only, every query under its `locked` filter, the
-    viewer's own filters on the sections' dimensions only, CSV only if the share allows."""
-
-    base: str
-    sections: frozenset[str] = EVERY_SECTION
-    locked: tuple[str, ...] = ()
-    allows: Callable[[str], bool] = lambda _dimension: True
-    csv: bool = True
-    manage: bool = False
-    embed: bool = False
-    live_url: str = ""
-    shared: bool = False  # a share link's: no installation snippet, no site switcher
-
-    def filters(self, params: Any) -> dict[str, str]:
-        """The query's parameters: the viewer's, with the locked filter before theirs and a
-        custom range from the date form. FilterError for a filter on a dimension the view
-        does not show (a share without pages may not count visitors of /secret)."""
-        mine = _filters(params)
-        for part in mine:
-            for condition in parse_v1(part):
-                for leaf in leaves(condition):
-                    if not self.allows(leaf.dimension):
-                        raise FilterError(f"{leaf.dimension} is not shown here")
-        merged = _with_range(params)
-        if self.locked or mine:
-            merged["filters"] = ";".join([*self.locked, *mine])
-        return merged
 
 
 class Dashboard:
@@ -629,16 +595,6 @@ def _details_url(base: str, dimension: str, params: Any) -> str | None:
     if "/" in dimension:
         return None
     return f"{base}/details/{quote(dimension, safe=':')}" + _with(params, metric=None)
-
-
-def _with_range(params: Any) -> dict[str, str]:
-    """The parameters, with a custom range from the date form (`from`, `to`) written as the
-    Stats API's `period=custom&date=FROM,TO`."""
-    merged = dict(params.items())
-    first, last = merged.pop("from", ""), merged.pop("to", "")
-    if first and last:
-        merged["period"], merged["date"] = "custom", f"{first},{last}"
-    return merged
 
 
 def _panel_metrics(by: str, details: bool = False, revenue: bool = False) -> tuple[str, ...]:

@@ -29,6 +29,7 @@ from ..reports.query import Query, QueryError
 from ..stats_api import BadRequest, query_from_params
 from .admin import Admin
 from .templates import PAGE_HEADERS
+from .view import View
 
 # Plausible's file names, each for one dimension of the engine, in the ZIP's order.
 BREAKDOWNS = (
@@ -147,13 +148,31 @@ class Export:
 
     async def archive(self, request: Request) -> Response:
         """GET /sites/DOMAIN/export: every file, zipped."""
-        prepared = await self._prepare(request)
+        found = await self.admin._site_page(request, Action.VIEW_STATS)
+        if isinstance(found, Response):
+            return found
+        site, _session = found
+        return await self.archive_of(request, site, View(f"/sites/{site.domain}"))
+
+    async def single(self, request: Request) -> Response:
+        """GET /sites/DOMAIN/export/NAME.csv: the one file the ZIP holds under that name."""
+        found = await self.admin._site_page(request, Action.VIEW_STATS)
+        if isinstance(found, Response):
+            return found
+        site, _session = found
+        return await self.single_of(request, site, View(f"/sites/{site.domain}"))
+
+    async def archive_of(self, request: Request, site: Site, view: View) -> Response:
+        """Every file `view` may show (a share link's sections), zipped."""
+        prepared = await self._prepare(request, site, view)
         if isinstance(prepared, Response):
             return prepared
-        site, query, goals = prepared
+        query, goals = prepared
         keys = await reports.property_names(self.storage, query)
         names = [
-            n for n in NAMES if (n != "conversions" or goals) and (n != "custom_props" or keys)
+            n
+            for n in NAMES
+            if (n != "conversions" or goals) and (n != "custom_props" or keys) and shows(view, n)
         ]
         try:
             files = await asyncio.gather(*(self._file(n, query, goals, keys=keys) for n in names))
@@ -171,18 +190,20 @@ class Export:
         stem = await self._stem(site, query)
         return _download(out.getvalue(), "application/zip", f"{stem}.zip")
 
-    async def single(self, request: Request) -> Response:
-        """GET /sites/DOMAIN/export/NAME.csv: the one file the ZIP holds under that name."""
-        prepared = await self._prepare(request)
+    async def single_of(self, request: Request, site: Site, view: View) -> Response:
+        """The file NAME.csv, if `view` shows it."""
+        prepared = await self._prepare(request, site, view)
         if isinstance(prepared, Response):
             return prepared
-        site, query, goals = prepared
+        query, goals = prepared
         name = request.path_params["name"]
-        if name not in NAMES or (name == "conversions" and not goals):
+        if name not in NAMES or (name == "conversions" and not goals) or not shows(view, name):
             return self.pages.error(request, 404)
         wanted = request.query_params.get("property")
         if wanted is not None and name != "custom_props":
             return self.pages.error(request, 400, "property= is for custom_props.csv only")
+        if wanted is not None and not view.allows(PROPS + wanted):
+            return self.pages.error(request, 404)
         try:
             order = _order(request.query_params, name)
             keys = [wanted] if wanted else await reports.property_names(self.storage, query)
@@ -192,17 +213,17 @@ class Export:
         stem = await self._stem(site, query)
         return _download(content, "text/csv; charset=utf-8", f"{stem}-{name}.csv")
 
-    async def _prepare(self, request: Request) -> Response | tuple[Site, Query, list[Any]]:
-        """The site, the query and its goals; or the answer when the request cannot have them."""
-        found = await self.admin._site_page(request, Action.VIEW_STATS)
-        if isinstance(found, Response):
-            return found
-        site, _session = found
+    async def _prepare(
+        self, request: Request, site: Site, view: View
+    ) -> Response | tuple[Query, list[Any]]:
+        """The query and the site's goals; or the answer when the request cannot have them."""
+        if not view.csv:
+            return self.pages.error(request, 404)
         try:
-            query = query_from_params(_with_range(request.query_params), site, self.admin.clock())
+            query = query_from_params(view.filters(request.query_params), site, self.admin.clock())
         except (BadRequest, QueryError, FilterError) as exc:
             return self.pages.error(request, 400, str(exc))
-        return site, query, list(await self.storage.goals(site.id))
+        return query, list(await self.storage.goals(site.id))
 
     async def _file(
         self,
@@ -265,15 +286,13 @@ class Export:
         return f"{site.domain}-{query.first_day.isoformat()}-{query.last_day.isoformat()}"
 
 
-def _with_range(params: Any) -> dict[str, str]:
-    """The dashboard's query string as the Stats API reads it: a range from its date form
-    (`from`, `to`) is `period=custom&date=FROM,TO`, as dashboard._with_range reads it (that
-    module imports this one, so it cannot be imported from there)."""
-    merged = dict(params.items())
-    first, last = merged.pop("from", ""), merged.pop("to", "")
-    if first and last:
-        merged["period"], merged["date"] = "custom", f"{first},{last}"
-    return merged
+def shows(view: View, name: str) -> bool:
+    """Whether `view` (a share link's sections) shows the figures of file `name`."""
+    if name == "visitors":
+        return "overview" in view.sections
+    if name in ("custom_events", "conversions", "custom_props"):
+        return "goals" in view.sections
+    return view.allows(dict(BREAKDOWNS)[name])
 
 
 def columns_of(name: str) -> tuple[str, ...]:

@@ -1,0 +1,56 @@
+"""How a site's statistics are seen: through a user's dashboard or a share link (View)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..reports.filters import FilterError, leaves, parse_v1
+from ..sharing.shares import SECTIONS
+from .dashboard_filters import filters as _filters
+
+EVERY_SECTION = frozenset(SECTIONS)
+
+
+@dataclass(frozen=True)
+class View:
+    """Through what a site's statistics are seen: a logged-in user's dashboard at
+    /sites/DOMAIN (everything; `manage` adds what only the site's admins see), or a share
+    link's at /shared/ID: its sections only, every query under its `locked` filter, the
+    viewer's own filters on the sections' dimensions only, CSV only if the share allows."""
+
+    base: str
+    sections: frozenset[str] = EVERY_SECTION
+    locked: tuple[str, ...] = ()
+    allows: Callable[[str], bool] = lambda _dimension: True
+    csv: bool = True
+    manage: bool = False
+    embed: bool = False
+    live_url: str = ""
+    shared: bool = False  # a share link's: no installation snippet, no site switcher
+
+    def filters(self, params: Any) -> dict[str, str]:
+        """The query's parameters: the viewer's, with the locked filter before theirs and a
+        custom range from the date form. FilterError for a filter on a dimension the view
+        does not show (a share without pages may not count visitors of /secret)."""
+        mine = _filters(params)
+        for part in mine:
+            for condition in parse_v1(part):
+                for leaf in leaves(condition):
+                    if not self.allows(leaf.dimension):
+                        raise FilterError(f"{leaf.dimension} is not shown here")
+        merged = with_range(params)
+        if self.locked or mine:
+            merged["filters"] = ";".join([*self.locked, *mine])
+        return merged
+
+
+def with_range(params: Any) -> dict[str, str]:
+    """The parameters, with a custom range from the date form (`from`, `to`) written as the
+    Stats API's `period=custom&date=FROM,TO`."""
+    merged = dict(params.items())
+    first, last = merged.pop("from", ""), merged.pop("to", "")
+    if first and last:
+        merged["period"], merged["date"] = "custom", f"{first},{last}"
+    return merged
