@@ -36,6 +36,7 @@ from .web.consent_settings import ConsentSettings
 from .web.dashboard import Dashboard
 from .web.export import Export
 from .web.login import Login
+from .web.share import SharePages
 from .web.templates import Pages
 
 # A write job running this long is waiting on a lock past busy_timeout (10 s) or on a disk
@@ -70,7 +71,10 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     auth = Auth(sessions, pages, settings)
     login = Login(storage, sessions, throttle, auth, pages, settings)
     admin = Admin(storage, auth, pages, settings, clock or utc_now)
-    keys = Keys(storage, RateLimiter(settings.api_rate_limit), auth.principal)
+    dashboard, export = Dashboard(admin), Export(admin)
+    share_pages = SharePages(storage, pages, dashboard, export, throttle, settings,
+                             lambda: (clock or utc_now)().timestamp())  # fmt: skip
+    keys = Keys(storage, RateLimiter(settings.api_rate_limit), auth.principal, share_pages.bearer)
     rollups = RollupBuilder(storage, settings.rollup_interval, clock or utc_now)
     stats_api = StatsAPI(storage, keys.authorise, clock or utc_now)
 
@@ -100,6 +104,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         keys = await load_keys(storage, settings)
         app.state.secret_key = keys.secret
         sessions.secret = keys.secret
+        share_pages.secret = keys.secret
         throttle.key = keys.secret.encode()
         collector.addresses.visitor_key = keys.visitor
         await sites.load()
@@ -134,8 +139,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             Route("/api/openapi.json", openapi.serve),
             *login.routes(),
             *admin.routes(),
-            *Dashboard(admin).routes(),
-            *Export(admin).routes(),
+            *dashboard.routes(),
+            *export.routes(),
+            *share_pages.routes(),
             *ConsentSettings(storage, auth, pages, settings).routes(),
             pages.static_route(),
         ],

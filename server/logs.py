@@ -21,6 +21,7 @@ from .privacy import client_label
 
 access_log = logging.getLogger("zeef.access")
 
+SHARE_PREFIX = "/share/"
 # Health checks every few seconds would drown everything else.
 _QUIET_PATHS = {"/healthz"}
 # nginx's "client closed request": the client hung up before its body was complete. It is
@@ -49,7 +50,7 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            path = scope["path"]
+            path = _shown(scope["path"])
             if path not in _QUIET_PATHS or status >= 400:
                 access_log.info(
                     '%s "%s %s" %d %.1fms',
@@ -59,6 +60,14 @@ class AccessLogMiddleware:
                     status,
                     (time.perf_counter() - started) * 1000,
                 )
+
+
+def _shown(path: str) -> str:
+    """The path as the log prints it: a share link's token is a password to its statistics,
+    so `/share/TOKEN` is logged as `/share/…` (issue 18)."""
+    if path.startswith(SHARE_PREFIX):
+        return SHARE_PREFIX + "\N{HORIZONTAL ELLIPSIS}"
+    return path
 
 
 async def client_gone(request: Request, exc: Exception) -> Response:

@@ -6,7 +6,8 @@ Every route: key (accounts/apikeys.py), site, Query from the parameters, the rep
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -18,7 +19,7 @@ from . import reports
 from .accounts.permissions import Action, may
 from .events import Site
 from .reports import metrics as metric
-from .reports.filters import GOAL, PROPS, FilterError, dimension, parse_v1
+from .reports.filters import GOAL, PROPS, FilterError, dimension, leaves, parse_v1
 from .reports.query import Query, QueryError
 from .sites import find_site
 from .storage import Storage
@@ -69,7 +70,10 @@ class StatsAPI:
             if site is None:
                 return no_site()
             try:
-                query = self._query(request, site)
+                prop = request.query_params.get("property") if handler == self.breakdown else None
+                query = limited(
+                    request, self._query(request, site), [dimension(prop)] if prop else []
+                )
                 return JSONResponse(await handler(request, query))
             except (BadRequest, QueryError, FilterError, metric.MetricError) as exc:
                 return error(str(exc), 400)
@@ -179,9 +183,28 @@ async def readable_site(storage: Storage, site_id: str, request: Request) -> Sit
         site = await find_site(storage, site_id)
     except ValueError:  # not even a domain name: no such site either
         return None
-    if site is None or not may(request.state.principal, Action.VIEW_STATS, site.customer_id):
+    principal = request.state.principal
+    if site is None or not may(principal, Action.VIEW_STATS, site.customer_id, site.id):
         return None
     return site
+
+
+def limited(request: Request, query: Query, dimensions: Sequence[str]) -> Query:
+    """The query as a share token may ask it (issue 18): broken down and filtered by its
+    sections' dimensions only, totals and series only if it shows the overview, and always
+    under its filter (the comparison too). Any other caller's query is returned as it is."""
+    share = getattr(request.state, "share", None)
+    if share is None:
+        return query
+    asked = [leaf.dimension for f in query.filters for leaf in leaves(f)]
+    for name in [*dimensions, *asked]:
+        if not share.allows(name):
+            raise BadRequest(f"{name}: this share link does not show it")
+    if not dimensions and "overview" not in share.sections:
+        raise BadRequest("this share link does not show the site's totals")
+    locked = parse_v1(share.filters)
+    comparison = query.comparison.with_filters(*locked) if query.comparison else None
+    return replace(query.with_filters(*locked), comparison=comparison)
 
 
 def _result_key(prop: str) -> str:

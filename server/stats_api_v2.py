@@ -35,7 +35,7 @@ from .reports.filters import (
     negate,
 )
 from .reports.query import PERIODS, Query, QueryError
-from .stats_api import Authorise, BadRequest, Clock, error, no_site, readable_site
+from .stats_api import Authorise, BadRequest, Clock, error, limited, no_site, readable_site
 from .storage import Storage
 
 FIELDS = ("site_id", "metrics", "date_range", "date", "dimensions", "filters", "order_by",
@@ -98,6 +98,7 @@ class StatsAPIv2:
             return no_site()
         try:
             plan = await self._plan(body, site)
+            plan.query = limited(request, plan.query, plan.props)
             rows = await self._rows(plan)
         except BadRequest as exc:
             return error(str(exc), 400)

@@ -157,10 +157,13 @@ class Keys:
         storage: MetadataStore,
         limiter: RateLimiter,
         sessions: Callable[[Request], Awaitable[Principal]] | None = None,
+        shares: Callable[[Request, str], Awaitable[Principal | None]] | None = None,
     ) -> None:
         self.storage = storage
         self.limiter = limiter
         self.sessions = sessions
+        # A share link's token is a Bearer too (issue 18): web/share.py's SharePages.bearer.
+        self.shares = shares
 
     async def authorise(self, request: Request) -> Response | None:
         if (
@@ -176,8 +179,30 @@ class Keys:
                 return None
         found = await api_key_for(request, self.storage, self.limiter)
         if isinstance(found, Response):
+            if found.status_code == 401 and self.shares is not None:
+                return await self._share(request, found)
             return found
         request.state.api_key, request.state.principal = found
+        return None
+
+    async def _share(self, request: Request, refused: Response) -> Response | None:
+        """A Bearer that is no key may be a share link's token: its share's reach, limited
+        per share as a key is per key (negative IDs: a share's, never a key's)."""
+        assert self.shares is not None
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            return refused
+        principal = await self.shares(request, value.strip())
+        if principal is None:
+            return refused
+        wait = self.limiter.allow(-request.state.share.id)
+        if wait is not None:
+            response = _refuse(
+                f"Too many requests: a link may make {self.limiter.limit} an hour", 429
+            )
+            response.headers["Retry-After"] = str(wait)
+            return response
+        request.state.principal = principal
         return None
 
 

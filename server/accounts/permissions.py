@@ -36,11 +36,18 @@ class Principal:
     """Who a request acts for: nobody, a logged-in user, or an API key (its owner's reach, for
     reading statistics only). `customer_id` None with role superuser is the operator's."""
 
-    kind: Literal["anonymous", "user", "api key", "cli"]
+    kind: Literal["anonymous", "user", "api key", "cli", "share"]
     role: Role | None = None
     customer_id: int | None = None
     email: str | None = None
     user_id: int | None = None
+    site_id: int | None = None  # a share link's one site
+
+    @classmethod
+    def of_share(cls, site_id: int) -> Principal:
+        """A share link's visitor (or its token on the Stats API): one site's statistics,
+        nothing else (server/sharing/shares.py limits the sections and the filter)."""
+        return cls("share", site_id=site_id)
 
     @classmethod
     def of_user(cls, user: User) -> Principal:
@@ -69,9 +76,15 @@ class Decision(Enum):
     HIDE = "hide"
 
 
-def decide(principal: Principal, action: Action, owner: int | None) -> Decision:
+def decide(
+    principal: Principal, action: Action, owner: int | None, site_id: int | None = None
+) -> Decision:
     """May `principal` do `action` to an object owned by customer `owner` (None: the
-    operator's)?"""
+    operator's), which is site `site_id` if it is a site's statistics?"""
+    if principal.kind == "share":
+        # Its one site's statistics; anything else is as if it did not exist.
+        readable = action is Action.VIEW_STATS and site_id is not None
+        return Decision.ALLOW if readable and site_id == principal.site_id else Decision.HIDE
     if principal.kind == "anonymous":
         return Decision.LOGIN
     if principal.is_superuser:
@@ -86,5 +99,7 @@ def decide(principal: Principal, action: Action, owner: int | None) -> Decision:
     return Decision.ALLOW if action in allowed else Decision.FORBID
 
 
-def may(principal: Principal, action: Action, owner: int | None) -> bool:
-    return decide(principal, action, owner) is Decision.ALLOW
+def may(
+    principal: Principal, action: Action, owner: int | None, site_id: int | None = None
+) -> bool:
+    return decide(principal, action, owner, site_id) is Decision.ALLOW

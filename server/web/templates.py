@@ -62,7 +62,14 @@ ERRORS = {
 FORCED_THEMES = ("light", "dark")
 
 # What base.html reads that a page may leave out: no menu, no user, no messages.
-_LAYOUT_DEFAULTS: dict[str, Any] = {"nav": (), "user": None, "messages": ()}
+_LAYOUT_DEFAULTS: dict[str, Any] = {
+    "nav": (),
+    "user": None,
+    "messages": (),
+    # A share link's page: no way into the admin pages; `embed`, laid out for another site's frame.
+    "shared": False,
+    "embed": False,
+}
 
 
 def date(timestamp: int) -> str:
