@@ -177,13 +177,23 @@ async def open_token(
 
 async def current(storage: Storage, share_id: int, nonce: str, now: float) -> Share | None:
     """The share a cookie names (by ID and nonce), if it is still valid."""
+    share, _failure = await checked(storage, share_id, nonce, now)
+    return share
+
+
+async def checked(
+    storage: Storage, share_id: int, nonce: str, now: float
+) -> tuple[Share | None, Failure | None]:
+    """The share a cookie names, or why it opens nothing now (a new link was made: TAMPERED,
+    as an old token of it is)."""
     row = await storage.share(share_id)
     if row is None:
-        return None
+        return None, Failure.UNKNOWN
     share = Share.of(row)
-    if not hmac.compare_digest(share.nonce, nonce) or share.failure(now):
-        return None
-    return share
+    if not hmac.compare_digest(share.nonce, nonce):
+        return None, Failure.TAMPERED
+    failure = share.failure(now)
+    return (None, failure) if failure else (share, None)
 
 
 # -- conditions ------------------------------------------------------------------------------

@@ -201,16 +201,20 @@ class SharePages:
         else the 404 every failure gets."""
         share_id = request.path_params["id"]
         grant = self._grant(request, share_id)
-        share = (
-            await shares.current(self.storage, share_id, str(grant.get("n")), self.clock())
-            if grant is not None
-            else None
+        if grant is None:
+            # No cookie of this share (or a forged one): the link was never opened here.
+            await self.storage.share(0)  # the same read as the other answers, the same time
+            return self._not_found(request)
+        address = client_label(request.scope, self.settings)
+        share, failure = await shares.checked(
+            self.storage, share_id, str(grant.get("n")), self.clock()
         )
         site = await find_site(self.storage, share.domain) if share is not None else None
-        if share is None or site is None or grant is None:
+        if share is None or site is None:
+            kind = failure.value if failure else "unknown"
+            await shares.accessed(self.storage, share_id, None, kind, address)
             return self._not_found(request)
         if audited:
-            address = client_label(request.scope, self.settings)
             await shares.accessed(self.storage, share.id, share.domain, "ok", address)
         embed = request.query_params.get("embed") == "true"
         view = View(
