@@ -10,10 +10,13 @@ import re
 import zipfile
 from contextlib import aclosing
 
+import pytest
+
 from server.goals import Goal
 
 from .conftest import FIREFOX, IPHONE, A, B, C, Clock, Zeef, pageview
 from .test_dashboard import operator
+from .test_login import client_of
 
 DAY = "period=day&date=2026-03-14"
 
@@ -223,3 +226,32 @@ async def test_a_propertys_details_view_downloads_custom_props(zeef: Zeef, clock
         # property= belongs to that file alone.
         wrong = await browser.get(f"/sites/example.com/export/pages.csv?{DAY}&property=plan")
         assert wrong.status_code == 400
+
+
+async def test_panels_load_after_the_page_under_a_filter_not_summed_yet(
+    shop: Zeef, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from server.web import dashboard
+
+    monkeypatch.setattr(dashboard, "LAZY_VISITS", 0)  # as if the site were big
+    filtered = f"{DAY}&filters=visit:browser%3D%3DFirefox"
+    async with aclosing(await operator(shop)) as browser:
+        page = (await browser.get(f"/sites/example.com?{filtered}")).text
+        # The top line now; each panel a placeholder naming where it comes from.
+        assert re.findall(r'<span class="metric-value">([^<]*)</span>', page)[0] == "1"
+        urls = [html.unescape(u) for u in re.findall(r'data-panel="([^"]+)"', page)]
+        assert urls == [f"/sites/example.com/panel/{i}?{filtered}" for i in range(4)]
+        assert 'aria-busy="true"' in page and 'title="Filter by' not in page
+        # Each fragment is the panel the whole page (wait=1) draws, id and all.
+        whole = (await browser.get(f"/sites/example.com?{filtered}&wait=1")).text
+        assert "data-panel" not in whole
+        for i, url in enumerate(urls):
+            fragment = await browser.get(url)
+            assert fragment.status_code == 200
+            assert f'id="panel-{i + 1}"' in fragment.text
+            assert " ".join(fragment.text.split()) in " ".join(whole.split())
+        assert (await browser.get("/sites/example.com/panel/9")).status_code == 404
+        # Without a filter, or with one the rollups answer, the page is whole at once.
+        assert "data-panel" not in (await browser.get(f"/sites/example.com?{DAY}")).text
+    async with aclosing(client_of(shop)) as stranger:
+        assert (await stranger.get(urls[0])).status_code in (303, 307)

@@ -355,3 +355,10 @@ async def property_names(storage: Storage, query: Query) -> list[str]:
     """The custom property names sent in the period, sorted: what `event:props:NAME` can be
     broken down or filtered by."""
     return await storage.property_names(query)
+
+
+async def summed(storage: Storage, query: Query, goals: Sequence[GoalLike] = ()) -> bool:
+    """Whether breakdowns of the query are read from rollups (fast at any size) rather than
+    from every raw visit of the period: a filter set reports have not asked for before is
+    summed by the builder within minutes, and read raw until then."""
+    return await storage.summed(query, goals)

@@ -770,6 +770,10 @@ class SQLiteStorage(AccountTables, ShareTables):
                     return await rolled_sql.series(conn, query, part, query.bucket)
             return await reports_sql.grouped(conn, query, goals, visits, hits, start)
 
+    async def summed(self, query: Query, goals: Sequence[GoalLike]) -> bool:
+        async with self._read() as conn:
+            return await self._split(conn, query, goals) is not None
+
     async def report_by_visit(
         self, query: Query, goals: Sequence[GoalLike], dimension: str
     ) -> list[dict[str, Any]]:

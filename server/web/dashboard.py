@@ -123,6 +123,9 @@ DETAILS = {
     if tab.dimension != PROPERTIES
 }
 PANEL_ROWS = 9
+# A site with more visits than this in the period loads its panels after the page while a new
+# filter is summed (Dashboard._lazy): below it, raw rows answer within a fraction of a second.
+LAZY_VISITS = 50_000
 # The Countries tab's map colours every country with visitors (there are fewer than 250), so
 # that tab reads them all and its table shows the first PANEL_ROWS.
 MAP_DIMENSION, MAP_ROWS = "visit:country", 250
@@ -163,6 +166,7 @@ class Dashboard:
         return [
             Route("/sites/{domain}", self.site),
             Route("/sites/{domain}/details/{dimension}", self.details),
+            Route("/sites/{domain}/panel/{index:int}", self.panel),
         ]
 
     async def site(self, request: Request) -> Response:
@@ -221,22 +225,14 @@ class Dashboard:
             reports.timeseries(self.storage, query, [chosen], goals) if overview else _nothing()
         )
         keys = await reports.property_names(self.storage, query) if "goals" in view.sections else []
-        # (index in the URL's p0..p4, heading, tabs) of the panels this view shows.
-        shown = [
-            (i, heading, tabs)
-            for i, (heading, tabs) in enumerate([*PANELS, GOALS_PANEL])
-            if (PANEL_SECTIONS[i] if i < len(PANELS) else "goals") in view.sections
-            and (i < len(PANELS) or goals or keys)
-        ]
+        shown = _shown_panels(view, goals, keys)
         chosen_tabs = [_chosen(params, i, tabs, keys) for i, _heading, tabs in shown]
         revenue = any(goal.currency for goal in goals)
+        lazy = await self._lazy(query, goals, params)
         panel_tasks = [
-            reports.breakdown(self.storage, query, tab.dimension,
-                              _panel_metrics(tab.dimension, revenue=revenue), goals,
-                              (0, MAP_ROWS if tab.dimension == MAP_DIMENSION else PANEL_ROWS + 1))
-            if tab.dimension != PROPERTIES else _nothing()
+            _panel_rows(self.storage, query, tab, goals, revenue) if not lazy else _nothing()
             for tab, _index in chosen_tabs
-        ]  # fmt: skip
+        ]
         compare_tasks: list[Any] = []
         if query.comparison is not None and overview:
             compare_tasks = [
@@ -282,48 +278,21 @@ class Dashboard:
         if not overview:
             top, chart = [], None
 
-        panels = []
-        for place, (i, heading, tabs) in enumerate(shown):
-            tab, current = chosen_tabs[place]
-            dimension = tab.dimension
-            # Custom events are those a site sends itself, as in custom_events.csv.
-            rows = [
-                r
-                for r in panels_rows[place]
-                if dimension != "event:name" or r["value"] != "pageview"
-            ]
-            rows = rows[:PANEL_ROWS]
-            metrics = _panel_metrics(dimension, revenue=revenue)
-            rate = "conversion_rate" in metrics
-            top_value = max((row.get("visitors") or 0 for row in rows), default=0)
-            panels.append({
-                "heading": _(heading),
-                "column": _(tab.column) if not dimension.startswith(PROPS) else
-                dimension.removeprefix(PROPS),
-                "rate": rate,
-                "revenue": "total_revenue" in metrics,
-                "details_url": _details_url(view.base, dimension, params),
-                # A drill-down names the tab for what it lists ("Referrers").
-                "tabs": [{"label": _((tab if n == current else t).label),
-                          "url": _with(params, **{f"p{i}": str(n)}),
-                          "current": n == current}
-                         for n, t in enumerate(tabs) if t.menu is None],
-                "menu": _menu(params, i, tabs, current, _),
-                "properties": [{"name": key, "url": _with(params, prop=key),
-                                "current": dimension == PROPS + key} for key in keys]
-                if tabs[current].dimension == PROPERTIES else None,
-                "rows": [{"value": row["value"] if row["value"] not in (None, "") else
-                          _("(none)"),
-                          "visitors": number(row.get("visitors") or 0),
-                          "rate": _shown("conversion_rate", row.get("conversion_rate"),
-                                         number, _) if rate else None,
-                          "revenue": _money(row.get("total_revenue"), lang),
-                          "bar": _bar(row.get("visitors") or 0, top_value),
-                          "filter_url": _filtered(params, dimension, row["value"])}
-                         for row in rows],
-                "map": _map(panels_rows[place], params, number)
-                if dimension == MAP_DIMENSION and rows else None,
-            })  # fmt: skip
+        if lazy:
+            # Placeholders dashboard.js fills from panel(); the query string is the page's.
+            shown_query = f"?{request.url.query}" if request.url.query else ""
+            panels = [
+                {"heading": _(heading), "n": i + 1,
+                 "lazy_url": f"{view.base}/panel/{i}{shown_query}",
+                 "wait_url": _with(params, wait="1")}
+                for i, heading, _tabs in shown
+            ]  # fmt: skip
+        else:
+            panels = [
+                _panel(view, params, i, heading, tabs, chosen_tabs[place], panels_rows[place],
+                       keys, revenue, lang, _)
+                for place, (i, heading, tabs) in enumerate(shown)
+            ]  # fmt: skip
 
         consent = (
             await self._consent(site.id, query, number) if "consent" in view.sections else None
@@ -368,6 +337,52 @@ class Dashboard:
             "sites": list(sites),
         }
         return frame(context)
+
+    async def _lazy(self, query: Query, goals: Sequence[Any], params: Any) -> bool:
+        """Whether the page's panels load after it: on a big site, under a filter the rollups
+        have not summed yet, each breakdown reads every visit of the period (seconds at 10M
+        events) until the builder has summed it (a minute or two, woken by this ask). The top
+        line and the chart come from the rollups even so; `wait=1` waits for everything."""
+        if not query.filters or params.get("wait") or query.period == "realtime":
+            return False
+        if await reports.summed(self.storage, query, goals):
+            return False
+        whole = replace(query, filters=(), comparison=None)
+        visits = (await reports.aggregate(self.storage, whole, ["visits"], goals))["visits"]
+        return int(visits or 0) > LAZY_VISITS
+
+    async def panel(self, request: Request) -> Response:
+        """GET /sites/DOMAIN/panel/N: panel N alone, for a placeholder the page left."""
+        found = await self.admin._site_page(request, Action.VIEW_STATS)
+        if isinstance(found, Response):
+            return found
+        site, _session = found
+        return await self.panel_page(request, site, View(f"/sites/{site.domain}"))
+
+    async def panel_page(self, request: Request, site: Site, view: View) -> Response:
+        """Panel N (the p0..p4 of the URL) of `site` as `view` shows it (panel.html)."""
+        _ = self.pages.gettext(request)
+        params = request.query_params
+        try:
+            query = query_from_params(view.filters(params), site, self.admin.clock())
+        except (BadRequest, QueryError, FilterError) as exc:
+            return self.pages.error(request, 400, str(exc))
+        goals = list(await self.storage.goals(site.id))
+        keys = await reports.property_names(self.storage, query) if "goals" in view.sections else []
+        wanted = [entry for entry in _shown_panels(view, goals, keys)
+                  if entry[0] == request.path_params["index"]]  # fmt: skip
+        if not wanted:
+            return self.pages.error(request, 404)
+        [(i, heading, tabs)] = wanted
+        chosen = _chosen(params, i, tabs, keys)
+        revenue = any(goal.currency for goal in goals)
+        try:
+            rows = await _panel_rows(self.storage, query, chosen[0], goals, revenue)
+        except (QueryError, FilterError, metric.MetricError) as exc:
+            return self.pages.error(request, 400, str(exc))
+        built = _panel(view, params, i, heading, tabs, chosen, rows, keys, revenue,
+                       language(request), _)  # fmt: skip
+        return self.pages.render(request, "panel.html", {"panel": built})
 
     async def _consent(
         self, site_id: int, query: Query, number: Callable[[float], str]
@@ -537,6 +552,86 @@ class Dashboard:
         return frame(context)
 
 
+def _panel(
+    view: View,
+    params: Any,
+    i: int,
+    heading: str,
+    tabs: Sequence[Tab],
+    chosen: tuple[Tab, int],
+    found: list[dict[str, Any]],
+    keys: Sequence[str],
+    revenue: bool,
+    lang: str,
+    _: Callable[[str], str],
+) -> dict[str, Any]:
+    """One panel as _panel.html draws it: panel `i` (the p0..p4 of the URL) with `chosen`
+    (its tab and that tab's place) and the engine's rows for it."""
+    tab, current = chosen
+    dimension = tab.dimension
+    number = _number_format(lang)
+    # Custom events are those a site sends itself, as in custom_events.csv.
+    rows = [r for r in found if dimension != "event:name" or r["value"] != "pageview"]
+    rows = rows[:PANEL_ROWS]
+    metrics = _panel_metrics(dimension, revenue=revenue)
+    rate = "conversion_rate" in metrics
+    top_value = max((row.get("visitors") or 0 for row in rows), default=0)
+    return {
+        "heading": _(heading),
+        "n": i + 1,  # its heading's id: panel-N, the same in a page and alone
+        "column": _(tab.column) if not dimension.startswith(PROPS) else
+        dimension.removeprefix(PROPS),
+        "rate": rate,
+        "revenue": "total_revenue" in metrics,
+        "details_url": _details_url(view.base, dimension, params),
+        # A drill-down names the tab for what it lists ("Referrers").
+        "tabs": [{"label": _((tab if n == current else t).label),
+                  "url": _with(params, **{f"p{i}": str(n)}),
+                  "current": n == current}
+                 for n, t in enumerate(tabs) if t.menu is None],
+        "menu": _menu(params, i, tabs, current, _),
+        "properties": [{"name": key, "url": _with(params, prop=key),
+                        "current": dimension == PROPS + key} for key in keys]
+        if tabs[current].dimension == PROPERTIES else None,
+        "rows": [{"value": row["value"] if row["value"] not in (None, "") else
+                  _("(none)"),
+                  "visitors": number(row.get("visitors") or 0),
+                  "rate": _shown("conversion_rate", row.get("conversion_rate"),
+                                 number, _) if rate else None,
+                  "revenue": _money(row.get("total_revenue"), lang),
+                  "bar": _bar(row.get("visitors") or 0, top_value),
+                  "filter_url": _filtered(params, dimension, row["value"])}
+                 for row in rows],
+        "map": _map(found, params, number)
+        if dimension == MAP_DIMENSION and rows else None,
+    }  # fmt: skip
+
+
+def _shown_panels(
+    view: View, goals: Sequence[Any], keys: Sequence[str]
+) -> list[tuple[int, str, tuple[Tab, ...]]]:
+    """(index in the URL's p0..p4, heading, tabs) of the panels `view` shows: its sections',
+    and Goals when the site has goals or custom properties."""
+    return [
+        (i, heading, tabs)
+        for i, (heading, tabs) in enumerate([*PANELS, GOALS_PANEL])
+        if (PANEL_SECTIONS[i] if i < len(PANELS) else "goals") in view.sections
+        and (i < len(PANELS) or goals or keys)
+    ]
+
+
+async def _panel_rows(
+    storage: Any, query: Query, tab: Tab, goals: Sequence[Any], revenue: bool
+) -> list[dict[str, Any]]:
+    if tab.dimension == PROPERTIES:
+        return []
+    # The Countries tab's map reads every country; others one row more than they show, for
+    # the pageview row the Custom events tab leaves out.
+    limit = MAP_ROWS if tab.dimension == MAP_DIMENSION else PANEL_ROWS + 1
+    metrics = _panel_metrics(tab.dimension, revenue=revenue)
+    return await reports.breakdown(storage, query, tab.dimension, metrics, goals, (0, limit))
+
+
 def _chosen(params: Any, index: int, tabs: Sequence[Tab], keys: Sequence[str]) -> tuple[Tab, int]:
     """The tab panel `index` shows (`p0`, `p1`... in the URL) and its place among `tabs`: its
     drill-down while the dashboard is filtered to one value of its dimension, and for the
@@ -609,8 +704,9 @@ def _panel_metrics(by: str, details: bool = False, revenue: bool = False) -> tup
 
 
 def _with(params: Any, **changes: str | None) -> str:
-    """This page's URL with some parameters changed (None: removed)."""
-    merged = {key: value for key, value in params.items()}
+    """This page's URL with some parameters changed (None: removed). `wait` goes: it asked
+    for this page whole, not for every page after it."""
+    merged = {key: value for key, value in params.items() if key != "wait"}
     for key, value in changes.items():
         if value is None:
             merged.pop(key, None)

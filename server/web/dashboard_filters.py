@@ -241,7 +241,7 @@ def from_form(params: Mapping[str, str], _: Callable[[str], str]) -> str:
 
 def _with_filters(params: Mapping[str, str], parts: list[str]) -> str:
     """This page's URL with these filters (none: no `filters=`) and without the form's fields."""
-    kept = {k: v for k, v in params.items() if k not in FORM_FIELDS}
+    kept = {k: v for k, v in params.items() if k not in FORM_FIELDS and k != "wait"}
     if parts:
         kept["filters"] = ";".join(parts)  # where it was, if it was
     else:

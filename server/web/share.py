@@ -78,6 +78,7 @@ class SharePages:
             Route("/shared/{id:int}/export", self.archive),
             Route("/shared/{id:int}/export/{name}.csv", self.single),
             Route("/shared/{id:int}/live", self.live),
+            Route("/shared/{id:int}/panel/{index:int}", self.panel),
         ]
 
     # -- the link --------------------------------------------------------------------------------
@@ -141,6 +142,14 @@ class SharePages:
             return opened
         share, site, view = opened
         return self._headers(await self.export.single_of(request, site, view), share)
+
+    async def panel(self, request: Request) -> Response:
+        """One panel, for a placeholder of the share's page (not audited: the page was)."""
+        opened = await self._unlocked(request, audited=False)
+        if isinstance(opened, Response):
+            return opened
+        share, site, view = opened
+        return self._headers(await self.dashboard.panel_page(request, site, view), share)
 
     async def live(self, request: Request) -> Response:
         """Current visitors, for dashboard.js's refresh (the share's cookie rides along, which
