@@ -37,6 +37,7 @@ from .web.dashboard import Dashboard
 from .web.export import Export
 from .web.login import Login
 from .web.share import SharePages
+from .web.share_admin import ShareAdmin
 from .web.templates import Pages
 
 # A write job running this long is waiting on a lock past busy_timeout (10 s) or on a disk
@@ -143,6 +144,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             *export.routes(),
             *share_pages.routes(),
             *ConsentSettings(storage, auth, pages, settings).routes(),
+            *ShareAdmin(storage, auth, pages, settings).routes(),
             pages.static_route(),
         ],
         middleware=[Middleware(AccessLogMiddleware, settings=settings)],

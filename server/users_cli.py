@@ -4,6 +4,7 @@ hands on accounts. The CLI acts with a superuser's reach (audit.CLI): it holds t
 from __future__ import annotations
 
 import argparse
+import csv
 import getpass
 import json
 import sys
@@ -15,6 +16,8 @@ from .accounts import audit, customers, users
 from .accounts.users import WeakPassword
 from .config import load_settings
 from .storage import Storage, UserExists
+
+AUDIT_COLUMNS = ("time", "actor", "action", "object", "customer", "address")
 
 
 def add_commands(commands: Any, with_storage: Callable[..., Any]) -> None:
@@ -58,9 +61,13 @@ def add_commands(commands: Any, with_storage: Callable[..., Any]) -> None:
     password.add_argument("--password-stdin", action="store_true")
     password.set_defaults(run=with_storage(_password))
 
-    log = commands.add_parser("audit-log", help="logins, blocks, resets and role changes")
+    log = commands.add_parser(
+        "audit-log", help="logins, blocks, resets, role changes and share links, oldest first"
+    )
     log.add_argument("--since", type=_since, help="from this day (YYYY-MM-DD), UTC")
-    log.add_argument("--json", action="store_true")
+    output = log.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true")
+    output.add_argument("--csv", action="store_true", help="RFC 4180 CSV with a header row")
     log.set_defaults(run=with_storage(_audit_log))
 
 
@@ -155,8 +162,17 @@ async def _audit_log(storage: Storage, args: argparse.Namespace) -> int:
     for row in rows:
         row["time"] = datetime.fromtimestamp(row["at"], UTC).isoformat()
     if args.json:
-        keys = ("time", "actor", "action", "object", "customer", "address")
-        print(json.dumps([{key: row[key] for key in keys} for row in rows]))
+        print(json.dumps([{key: row[key] for key in AUDIT_COLUMNS} for row in rows]))
+        return 0
+    if args.csv:
+        # Imported here: the export module brings the web pages (~0.4 s) every other command
+        # would pay for. Its cells are made safe the same way: a label or an email address
+        # starting with "=" must not run as a formula in the spreadsheet it is opened in.
+        from .web.export import safe_cell
+
+        out = csv.writer(sys.stdout, lineterminator="\r\n")
+        out.writerow(AUDIT_COLUMNS)
+        out.writerows([safe_cell(row[key]) for key in AUDIT_COLUMNS] for row in rows)
         return 0
     for row in rows:
         print(

@@ -15,6 +15,7 @@ import pytest
 from server.accounts import audit, users
 from server.accounts.customers import add_customer
 from server.config import Settings
+from server.sharing import shares
 
 from .conftest import Clock, Zeef, start
 
@@ -129,20 +130,22 @@ async def test_every_form_without_its_csrf_token_is_refused(zeef: Zeef) -> None:
     key_id = await storage.create_api_key("vic@acme.example", None, apikeys.shown_prefix(secret),
                                           apikeys.digest(secret), 0)  # fmt: skip
     link = await users.password_link(storage, vic, "http://zeef.test")
+    share = await shares.create(storage, audit.CLI, "acme.example")
     values = {"domain": "acme.example", "token": link.rsplit("/", 1)[1]}
     apis = {"/api/event", "/api/consent", "/api/v2/query"}  # APIs: no cookie, no form
     forms = []
     for route in zeef.app.router.routes:
         if isinstance(route, Route) and "POST" in (route.methods or ()) and route.path not in apis:
             for change in ("role", "block", "unblock", "reset", "remove"):
-                ids = {"id": str(key_id if route.path.startswith("/api-keys") else vic.id)}
+                owner = key_id if route.path.startswith("/api-keys") else vic.id
+                ids = {"id": str(share.id if "/shares/" in route.path else owner)}
                 path = route.path.replace("{id:int}", ids["id"]).replace("{change}", change)
                 for name, value in values.items():
                     path = path.replace("{" + name + "}", value)
                 forms.append(path)
                 if "{change}" not in route.path:
                     break
-    assert len(forms) >= 17, forms
+    assert len(forms) >= 21, forms
 
     async with client_of(zeef) as browser:
         await browser.get("/login")
@@ -150,7 +153,8 @@ async def test_every_form_without_its_csrf_token_is_refused(zeef: Zeef) -> None:
                                                       "password": PASSWORD})  # fmt: skip
         assert no_token.status_code == 403
         assert (await log_in(browser, "op@zeef.example")).status_code == 303
-        before = zeef.rows("SELECT * FROM users"), zeef.rows("SELECT * FROM api_keys")
+        before = (zeef.rows("SELECT * FROM users"), zeef.rows("SELECT * FROM api_keys"),
+                  zeef.rows("SELECT * FROM shares"))  # fmt: skip
         for path in forms:
             data = {
                 "email": "new@acme.example",
@@ -166,6 +170,8 @@ async def test_every_form_without_its_csrf_token_is_refused(zeef: Zeef) -> None:
                 "repeat_password": "x" * 20,
                 "language": "nl",
                 "theme": "dark",
+                "section": "pages",
+                "csv": "on",
             }
             for token in (None, "forged"):
                 sent = data if token is None else {**data, "csrf": token}
@@ -173,7 +179,8 @@ async def test_every_form_without_its_csrf_token_is_refused(zeef: Zeef) -> None:
                 assert answer.status_code == 403, (path, token, answer.status_code)
         # Still logged in, and nothing was changed.
         assert (await browser.get("/users")).status_code == 200
-    assert (zeef.rows("SELECT * FROM users"), zeef.rows("SELECT * FROM api_keys")) == before
+    assert (zeef.rows("SELECT * FROM users"), zeef.rows("SELECT * FROM api_keys"),
+            zeef.rows("SELECT * FROM shares")) == before  # fmt: skip
     assert [r["domain"] for r in zeef.rows("SELECT domain FROM sites ORDER BY domain")] == [
         "acme.example", "example.com"]  # fmt: skip
     assert zeef.rows("SELECT name FROM customers") == [{"name": "Acme"}]
