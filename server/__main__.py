@@ -16,6 +16,7 @@ from . import (
     goals_cli,
     keys,
     reports,
+    reports_mail_cli,
     sites,
     stats_cli,
     users_cli,
@@ -82,6 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     consent_cli.add_commands(commands, _with_storage)
     apikeys_cli.add_commands(commands, _with_storage)
     goals_cli.add_commands(commands, _with_storage)
+    reports_mail_cli.add_commands(commands, _with_storage)
 
     stats_cli.add_command(commands, _with_storage)
 
