@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from babel.dates import format_date
+from babel.dates import format_date, format_skeleton
 from babel.numbers import format_decimal
 
 from .. import reports
@@ -211,7 +211,8 @@ def _rows(rows: list[dict[str, Any]], number: Any, empty: str) -> list[dict[str,
 
 def _range(period: Period, lang: str) -> str:
     if period.kind == "monthly":
-        return str(format_date(period.first, "MMMM y", locale=lang))
+        # The language's own pattern: "March 2026", "maart 2026", "marzo de 2026".
+        return str(format_skeleton("yMMMM", period.first, locale=lang))
     since, until = (format_date(day, "d MMM y", locale=lang) for day in (period.first, period.last))
     return f"{since} \N{EN DASH} {until}"
 
