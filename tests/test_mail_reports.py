@@ -425,12 +425,15 @@ async def test_one_click_unsubscribe_stops_the_reports_and_is_audited(
 async def test_a_multipart_one_click_post_counts_too(
     zeef: Zeef, clock: Clock, inbox: tuple[Inbox, int]
 ) -> None:
-    await subscribe(zeef, clock, "ann@example.com")
+    await subscribe(zeef, clock, "ann@example.com", language="nl")
     clock.now = MONDAY
     await tick(zeef)
     path = inbox[0].messages[0]["List-Unsubscribe"].strip("<>").removeprefix(PUBLIC)
+    # The page speaks the mail's language, whatever the browser asks for.
+    page = await zeef.client.get(path, headers={"accept-language": "es"})
+    assert "De rapporten van example.com niet meer naar ann@example.com sturen?" in page.text
     done = await zeef.client.post(path, files={"List-Unsubscribe": (None, "One-Click")})
-    assert done.status_code == 200
+    assert done.status_code == 200 and '<html lang="nl">' in done.text
     [row] = zeef.rows("SELECT unsubscribed_at FROM report_subscriptions")
     assert row["unsubscribed_at"] is not None
 

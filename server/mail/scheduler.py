@@ -115,6 +115,12 @@ class MailScheduler:
                     error = str(exc)
                     log.warning("mail: %s report %s of %s not sent: %s", kind, period.key,
                                 site.domain, error)  # fmt: skip
+                except Exception as exc:
+                    # Not the mail server's doing (a report that failed to read): recorded,
+                    # tried again like a failed send, and the other subscriptions still go.
+                    error = f"{type(exc).__name__}: {exc}"
+                    log.exception("mail: %s report %s of %s failed", kind, period.key,
+                                  site.domain)  # fmt: skip
                 await self.storage.finish_mail_run(
                     kind, row["id"], period.key,
                     None if error else int(self.clock().timestamp()), error,

@@ -42,7 +42,9 @@ class Unsubscribe:
         found = await self._find(target) if target is not None else None
         if target is None or found is None:
             return self.pages.error(request, 404, _("This unsubscribe link is not valid."))
-        site, email, live = found
+        site, email, live, lang = found
+        # The page in the language the mail was written in (languages.language reads this).
+        request.state.language = lang
         reports = target.subscription_id is not None
         context = {"site": site.domain, "email": email, "reports": reports, "done": not live,
                    "action": request.url.path}  # fmt: skip
@@ -58,19 +60,21 @@ class Unsubscribe:
             context["done"] = True
         return self.pages.render(request, "unsubscribe.html", context)
 
-    async def _find(self, target: unsubscribe.Target) -> tuple[Site, str, bool] | None:
-        """The site, the address, and whether it still gets the mail."""
+    async def _find(self, target: unsubscribe.Target) -> tuple[Site, str, bool, str] | None:
+        """The site, the address, whether it still gets the mail, and the mail's language."""
         sites = {site.id: site for site in await self.storage.sites()}
         if target.subscription_id is not None:
             row = await self.storage.report_subscription(target.subscription_id)
             if row is None or row["site_id"] not in sites:
                 return None
-            return sites[row["site_id"]], row["email"], row["unsubscribed_at"] is None
+            live = row["unsubscribed_at"] is None
+            return sites[row["site_id"]], row["email"], live, row["language"]
         if target.site_id not in sites or target.email is None:
             return None
-        settings = await self.storage.alert_settings(target.site_id)
-        live = bool(settings) and target.email in settings[0]["recipients"]
-        return sites[target.site_id], target.email, live
+        found = await self.storage.alert_settings(target.site_id)
+        live = bool(found) and target.email in found[0]["recipients"]
+        lang = found[0]["language"] if found else "en"
+        return sites[target.site_id], target.email, live, lang
 
     async def _end(self, target: unsubscribe.Target) -> bool:
         if target.subscription_id is not None:
