@@ -365,7 +365,7 @@ async def test_a_drop_alert_after_12_hours_without_visitors(
     first, second = inbox[0].messages
     assert first["Subject"] == second["Subject"] == "example.com: no visitors for 12 hours"
     text, _html, _images = parts(first)
-    assert "the last visit was on 14 March 2026, 10:00" in text
+    assert "the last visit was on March 14, 2026, 10:00." in text
 
 
 # -- unsubscribing --------------------------------------------------------------------------
@@ -573,7 +573,7 @@ def test_the_report_mail_in_chromium(browser: Any, screenshots: Path, tmp_path: 
     """The HTML part as a mail client shows it (the chart's cid: as the image itself), wide
     and on a phone. Look at the screenshots after a change to the mail."""
     from server.events import Site
-    from server.mail import periods, report
+    from server.mail import alerts, periods, report
     from server.mail.letters import Letters
 
     site = Site(1, "example.com", "Europe/Amsterdam", 0)
@@ -601,6 +601,16 @@ def test_the_report_mail_in_chromium(browser: Any, screenshots: Path, tmp_path: 
     shown = html.replace(f"cid:{cid}", "data:image/png;base64," + base64.b64encode(png).decode())
     page_file = tmp_path / "report.html"
     page_file.write_text(shown, encoding="utf-8")
+    drop = alerts.Alert("drop", site, last_seen=MONDAY - timedelta(hours=13))
+    alert_file = tmp_path / "alert.html"
+    alert_file.write_text(alerts.compose(Letters(), drop, "es", links).html, encoding="utf-8")
+    page = browser.new_page(viewport={"width": 760, "height": 500})
+    try:
+        page.goto(alert_file.as_uri())
+        assert page.get_by_text("Nadie ha visitado example.com en 12 horas").is_visible()
+        page.screenshot(path=str(screenshots / "mail-alert-es.png"), full_page=True)
+    finally:
+        page.close()
     for name, width in (("mail-report-nl", 760), ("mail-report-nl-phone", 380)):
         page = browser.new_page(viewport={"width": width, "height": 900})
         try:

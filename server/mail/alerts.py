@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_datetime
+from babel.dates import format_date
 from babel.numbers import format_decimal
 
 from .. import reports
@@ -72,8 +72,9 @@ def compose(letters: Letters, alert: Alert, lang: str, links: Links) -> Letter:
         assert alert.last_seen is not None
         title = _("No visitors")
         subject = _("%(site)s: no visitors for 12 hours") % {"site": site}
-        when = format_datetime(alert.last_seen, "d MMMM y, HH:mm", locale=lang,
-                               tzinfo=ZoneInfo(alert.site.timezone))  # fmt: skip
+        # The language's long date ("14 de marzo de 2026"), at the site's clock time.
+        local = alert.last_seen.astimezone(ZoneInfo(alert.site.timezone))
+        when = f"{format_date(local, 'long', locale=lang)}, {local:%H:%M}"
         text = _("No one has visited %(site)s for 12 hours; the last visit was on %(when)s. "
                  "Check that the site is up and that its pages still load the tracker.") % {
             "site": site, "when": when}  # fmt: skip
