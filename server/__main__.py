@@ -16,6 +16,7 @@ from . import (
     goals_cli,
     keys,
     reports,
+    reports_mail_cli,
     shares_cli,
     sites,
     stats_cli,
@@ -84,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     apikeys_cli.add_commands(commands, _with_storage)
     goals_cli.add_commands(commands, _with_storage)
     shares_cli.add_commands(commands, _with_storage)
+    reports_mail_cli.add_commands(commands, _with_storage)
 
     stats_cli.add_command(commands, _with_storage)
 

@@ -24,6 +24,9 @@ from .consent import ConsentEndpoints
 from .headers import SecurityHeaders
 from .keys import load_keys
 from .logs import AccessLogMiddleware, client_gone
+from .mail.outbox import Outbox
+from .mail.scheduler import MailScheduler
+from .mail.smtp import Mailer, sender
 from .privacy import Addresses, Salts
 from .reports.rollups import RollupBuilder
 from .sites import SiteRegistry
@@ -39,6 +42,7 @@ from .web.login import Login
 from .web.share import SharePages
 from .web.share_admin import ShareAdmin
 from .web.templates import Pages
+from .web.unsubscribe import Unsubscribe
 
 # A write job running this long is waiting on a lock past busy_timeout (10 s) or on a disk
 # that does not answer: say so, so a load balancer stops sending events here.
@@ -78,6 +82,13 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     keys = Keys(storage, RateLimiter(settings.api_rate_limit), auth.principal, share_pages.bearer)
     rollups = RollupBuilder(storage, settings.rollup_interval, clock or utc_now)
     stats_api = StatsAPI(storage, keys.authorise, clock or utc_now)
+    unsubscribe = Unsubscribe(storage, pages, settings)
+    # Reports and alerts by e-mail: only with a mail server to send them through.
+    mail: MailScheduler | None = None
+    if settings.smtp_url:
+        mailer = Mailer(settings.smtp_url, sender(settings.public_url, settings.mail_from))
+        outbox = Outbox(storage, mailer, settings.public_url, clock or utc_now)
+        mail = MailScheduler(storage, outbox, clock or utc_now)
 
     async def healthz(request: Request) -> JSONResponse:
         # Read from memory, never through the database: a check that takes the write lock
@@ -107,11 +118,16 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         sessions.secret = keys.secret
         share_pages.secret = keys.secret
         throttle.key = keys.secret.encode()
+        unsubscribe.secret = keys.secret
+        if mail is not None:
+            mail.outbox.secret = keys.secret
         collector.addresses.visitor_key = keys.visitor
         await sites.load()
         sites.start()
         buffer.start()
         rollups.start()
+        if mail is not None:
+            mail.start()
         # Everything loaded so far lives as long as the process: move it out of the collector's
         # sight, so the full collections that a busy ingest path triggers stay short.
         gc.freeze()
@@ -125,6 +141,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         finally:
             await sites.stop()
             await rollups.stop()
+            if mail is not None:
+                await mail.stop()
             await buffer.stop()
             collector.addresses.close()
             await storage.close()
@@ -145,6 +163,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             *share_pages.routes(),
             *ConsentSettings(storage, auth, pages, settings).routes(),
             *ShareAdmin(storage, auth, pages, settings).routes(),
+            *unsubscribe.routes(),
             pages.static_route(),
         ],
         middleware=[Middleware(AccessLogMiddleware, settings=settings)],
@@ -158,6 +177,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.state.storage = storage
     app.state.buffer = buffer
     app.state.collector = collector
+    # The mail scheduler (None without ZEEF_SMTP_URL): tests call its tick() with their clock.
+    app.state.mail = mail
     return Front(app, collector)
 
 

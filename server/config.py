@@ -49,6 +49,12 @@ class Settings:
     public_url: str = "http://localhost:8000"
     # Seconds a login session lives without a request: a working day.
     session_idle: int = 8 * 3600
+    # The operator's mail server for reports and alerts (server/mail/smtp.py):
+    # smtp://user:pass@host:587 (STARTTLS) or smtps://user:pass@host:465 (TLS from the start).
+    # None: no mail is sent, and the scheduler does not run.
+    smtp_url: str | None = None
+    # The From: of those mails; None: "Zeef <zeef@HOST>", HOST that of public_url.
+    mail_from: str | None = None
 
 
 # Each setting: (environment variable, toml key, parser).
@@ -95,6 +101,33 @@ def _parse_url(value: str) -> str:
     return url
 
 
+def _parse_smtp_url(value: str) -> str | None:
+    # Checked here, so a typo stops the server at start and not at the first Monday's report.
+    from .mail.smtp import parse_smtp_url
+
+    text = str(value).strip()
+    if not text:
+        return None
+    parse_smtp_url(text)
+    return text
+
+
+def _parse_mail_from(value: str) -> str | None:
+    from email.headerregistry import Address
+    from email.utils import parseaddr
+
+    text = str(value).strip()
+    if not text:
+        return None
+    name, address = parseaddr(text)
+    if "@" not in address or any(c in text for c in "\r\n"):
+        raise ValueError(
+            "must be an address, e.g. reports@example.com or Zeef <reports@example.com>"
+        )
+    Address(name, addr_spec=address)  # refuses what a From: header cannot carry
+    return text
+
+
 def _parse_database(value: str) -> Path:
     # A path or a sqlite:/// URL; the storage package says which URLs it takes.
     from .storage import database_path
@@ -118,6 +151,8 @@ _FIELDS: dict[str, tuple[str, Any]] = {
     "rollup_interval": ("ZEEF_ROLLUP_INTERVAL", _parse_positive),
     "public_url": ("ZEEF_PUBLIC_URL", _parse_url),
     "session_idle": ("ZEEF_SESSION_IDLE", _parse_positive),
+    "smtp_url": ("ZEEF_SMTP_URL", _parse_smtp_url),
+    "mail_from": ("ZEEF_MAIL_FROM", _parse_mail_from),
 }
 
 

@@ -181,6 +181,15 @@ async def current(storage: Storage, share_id: int, nonce: str, now: float) -> Sh
     return share
 
 
+async def current_of(storage: Storage, share_id: int, now: float) -> Share | None:
+    """A share by its ID alone (for Zeef's own links to it, as a report's), if still valid."""
+    row = await storage.share(share_id)
+    if row is None:
+        return None
+    share = Share.of(row)
+    return None if share.failure(now) else share
+
+
 async def checked(
     storage: Storage, share_id: int, nonce: str, now: float
 ) -> tuple[Share | None, Failure | None]:

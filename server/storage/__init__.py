@@ -41,6 +41,10 @@ class GoalExists(ValueError):
     """The site has a goal of that name already, or one for the same event or page."""
 
 
+class SubscriptionExists(ValueError):
+    """The address gets the site's reports already (a live subscription)."""
+
+
 class NoDatabase(FileNotFoundError):
     """No database where one was expected; nothing was created in its place."""
 
@@ -217,6 +221,63 @@ class AccountStore(Protocol):
     ) -> list[dict[str, Any]]: ...
 
 
+class MailStore(Protocol):
+    """Reports and alerts by e-mail (server/storage/sqlite_mail.py, 0018_mail_reports.sql).
+    A subscription's row carries its site's `domain`."""
+
+    async def add_report_subscription(self, row: dict[str, Any]) -> int:
+        """Store a subscription (site_id, email, language, weekly, monthly, share_id,
+        created_at); its id. SubscriptionExists if the address has a live one for the site."""
+        ...
+
+    async def report_subscriptions(
+        self, site_id: int | None, everyone: bool = False
+    ) -> list[dict[str, Any]]:
+        """Live subscriptions, of one site or of all; with `everyone`, ended ones too."""
+        ...
+
+    async def report_subscription(self, subscription_id: int) -> dict[str, Any] | None: ...
+
+    async def unsubscribe_report(self, subscription_id: int, at: int) -> bool:
+        """End a subscription; False when it had ended already (or never was)."""
+        ...
+
+    async def claim_mail_run(
+        self,
+        kind: str,
+        site_id: int,
+        subscription_id: int,
+        period: str,
+        now: int,
+        retry_after: int,
+        max_attempts: int,
+    ) -> bool:
+        """Whether this caller may send the run: it is new, or an unsent claim older than
+        `retry_after` seconds with fewer than `max_attempts`. Atomic across processes."""
+        ...
+
+    async def finish_mail_run(
+        self, kind: str, subscription_id: int, period: str, sent_at: int | None, error: str | None
+    ) -> None: ...
+
+    async def set_alert_settings(self, row: dict[str, Any]) -> None:
+        """Store a site's alerts: site_id, spike_threshold (None: off), drop_alert,
+        recipients (a list of addresses), language, updated_at."""
+        ...
+
+    async def alert_settings(self, site_id: int | None) -> list[dict[str, Any]]:
+        """The alert settings of one site or of all, with when each alert last went
+        (spike_sent, drop_sent)."""
+        ...
+
+    async def remove_alert_recipient(self, site_id: int, email: str) -> bool: ...
+
+    async def claim_alert(self, site_id: int, kind: str, now: int, quiet: int) -> bool:
+        """Whether this caller may send the alert: none of its kind went in the last `quiet`
+        seconds (and `now` is recorded as its time). Atomic across processes."""
+        ...
+
+
 class EventStore(Protocol):
     async def write_batch(
         self,
@@ -327,7 +388,7 @@ class ShareStore(Protocol):
     async def revoke_share(self, share_id: int, at: int) -> bool: ...
 
 
-class Storage(MetadataStore, AccountStore, ShareStore, EventStore, Protocol):
+class Storage(MetadataStore, AccountStore, ShareStore, MailStore, EventStore, Protocol):
     """Both stores, as one object: what create_app and the CLI open."""
 
     async def meta_key(self, name: str, generated: str, replace: bool = False) -> str:

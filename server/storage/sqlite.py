@@ -34,6 +34,7 @@ from . import sqlite_reports as reports_sql
 from . import sqlite_rollup_reports as rolled_sql
 from . import sqlite_rollups as rollups_sql
 from .sqlite_accounts import AccountTables
+from .sqlite_mail import MailTables
 from .sqlite_shares import ShareTables
 from .writer import Writer, WriterStatus
 
@@ -283,7 +284,8 @@ SELECT EXISTS (SELECT 1 FROM events WHERE site_id = :site_id)
     OR EXISTS (SELECT 1 FROM consent_records WHERE site_id = :site_id)
 """
 SITE_TABLES = ("drops", "consent_configs", "goals", "segments", "rollup_days", "rollups",
-               "rollup_returns", "consented_visitors", "visits", "shares")  # fmt: skip
+               "rollup_returns", "consented_visitors", "visits", "shares", "mail_runs",
+               "report_subscriptions", "alert_runs", "alert_settings")  # fmt: skip
 
 API_KEYS_OF_CUSTOMER = """
 SELECT k.id, k.owner, k.label, k.prefix, k.created_at, k.last_used_at, k.revoked_at,
@@ -294,7 +296,7 @@ ORDER BY k.revoked_at IS NOT NULL, k.id DESC
 """
 
 
-class SQLiteStorage(AccountTables, ShareTables):
+class SQLiteStorage(AccountTables, ShareTables, MailTables):
     def __init__(self, path: Path, readers: int = 4) -> None:
         self.path = path
         self.writer = Writer(self._connect)
