@@ -311,3 +311,38 @@ async def test_a_share_changed_takes_effect_at_once(shop: Zeef, clock: Clock) ->
         await shares.change(storage, audit.CLI, share, {"rotate": True}, _now(shop))
         assert (await browser.get(location)).status_code == 404
         assert (await browser.get(f"/share/{token}")).status_code == 404
+
+
+async def test_every_bad_token_is_refused_by_the_api_alike(shop: Zeef, clock: Clock) -> None:
+    storage = shop.app.state.storage
+    good, token = await make(shop)
+    revoked, revoked_token = await make(shop)
+    await shares.revoke(storage, audit.CLI, revoked, _now(shop))
+    _expiring, expiring_token = await make(shop, expires_at=int(clock.now.timestamp()) + 60)
+    clock.advance(minutes=2)
+    bad = {
+        "tampered": token[:-2] + ("AA" if not token.endswith("AA") else "BB"),
+        "forged": shares.token("not the secret", good),
+        "revoked": revoked_token,
+        "expired": expiring_token,
+        "unknown": shares.token(shop.app.state.secret_key, Share(**{**good.__dict__, "id": 999})),
+    }
+    answers = {}
+    for name, value in bad.items():
+        answer = await shop.client.get(
+            f"/api/v1/stats/aggregate?site_id=example.com&{DAY}",
+            headers={"authorization": f"Bearer {value}"},
+        )
+        answers[name] = (answer.status_code, answer.json())
+    # Each as an unknown API key: nothing tells a revoked link from one that never was.
+    unknown_key = await shop.client.get(
+        f"/api/v1/stats/aggregate?site_id=example.com&{DAY}",
+        headers={"authorization": "Bearer zeef_nothing"},
+    )
+    assert all(status == 401 for status, _body in answers.values()), answers
+    assert all(body == unknown_key.json() for _status, body in answers.values()), answers
+    good_answer = await shop.client.get(
+        f"/api/v1/stats/aggregate?site_id=example.com&{DAY}",
+        headers={"authorization": f"Bearer {token}"},
+    )
+    assert good_answer.status_code == 200
