@@ -508,3 +508,22 @@ def test_everything_by_keyboard_alone(browser: Any, live: str, screenshots: Path
     page.screenshot(path=str(screenshots / "keyboard-details.png"))
     only_ours(live, seen)
     context.close()
+
+
+def test_parts_that_load_after_the_page_fill_their_places(
+    browser: Any, live: str, screenshots: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from server.web import dashboard
+
+    monkeypatch.setattr(dashboard, "LAZY_VISITS", 0)  # as if the site were big
+    context, page, seen = logged_in(browser, live)
+    url = f"{live}/sites/{SITE}?period=day&filters=event:page%3D%3D/pricing"
+    assert context.request.get(url).text().count("data-panel=") == 5  # the top line, 4 panels
+    page.goto(url)
+    # Each placeholder is replaced by its part, fetched after the page.
+    page.wait_for_function("document.querySelectorAll('section[data-panel]').length === 0")
+    assert page.locator(".metrics .metric-value").first.inner_text() != ""
+    assert page.locator("a[title='Filter by /pricing']").count() == 1
+    page.screenshot(path=str(screenshots / "dashboard-loaded-after.png"), full_page=True)
+    only_ours(live, seen)
+    context.close()

@@ -237,19 +237,27 @@ async def test_panels_load_after_the_page_under_a_filter_not_summed_yet(
     filtered = f"{DAY}&filters=visit:browser%3D%3DFirefox"
     async with aclosing(await operator(shop)) as browser:
         page = (await browser.get(f"/sites/example.com?{filtered}")).text
-        # The top line now; each panel a placeholder naming where it comes from.
-        assert re.findall(r'<span class="metric-value">([^<]*)</span>', page)[0] == "1"
+        # Each part a placeholder naming where it comes from: the top line too, as the test's
+        # rollups are not built (a single value of a visit dimension is summed once they are).
         urls = [html.unescape(u) for u in re.findall(r'data-panel="([^"]+)"', page)]
-        assert urls == [f"/sites/example.com/panel/{i}?{filtered}" for i in range(4)]
+        assert urls == [f"/sites/example.com/top?{filtered}"] + [
+            f"/sites/example.com/panel/{i}?{filtered}" for i in range(4)]  # fmt: skip
         assert 'aria-busy="true"' in page and 'title="Filter by' not in page
-        # Each fragment is the panel the whole page (wait=1) draws, id and all.
+        assert "metric-value" not in page
+        top = (await browser.get(urls[0])).text
+        assert re.findall(r'<span class="metric-value">([^<]*)</span>', top)[0] == "1"
+        # Each part is what the whole page (wait=1) draws, ids and all.
         whole = (await browser.get(f"/sites/example.com?{filtered}&wait=1")).text
         assert "data-panel" not in whole
         for i, url in enumerate(urls):
             fragment = await browser.get(url)
             assert fragment.status_code == 200
-            assert f'id="panel-{i + 1}"' in fragment.text
-            assert " ".join(fragment.text.split()) in " ".join(whole.split())
+            if i:
+                assert f'id="panel-{i}"' in fragment.text
+            squeezed = " ".join(fragment.text.split())
+            # The chart's ids are numbered per drawing: compare without them.
+            squeezed = re.sub(r"chart\d+", "chartN", squeezed)
+            assert squeezed in re.sub(r"chart\d+", "chartN", " ".join(whole.split()))
         assert (await browser.get("/sites/example.com/panel/9")).status_code == 404
         # Without a filter, or with one the rollups answer, the page is whole at once.
         assert "data-panel" not in (await browser.get(f"/sites/example.com?{DAY}")).text

@@ -64,14 +64,14 @@
     for (const details of disclosures) if (!details.contains(event.target)) details.open = false;
   });
 
-  // Panels that load after the page (a new filter on a big site): each fetched at once, in
+  // Parts that load after the page (a new filter on a big site): each fetched at once, in
   // parallel, and put in place of its placeholder, which keeps the layout still meanwhile.
   for (const placeholder of document.querySelectorAll('section[data-panel]')) {
     fetch(placeholder.dataset.panel, { credentials: 'same-origin' })
       .then((response) => (response.ok ? response.text() : Promise.reject(response.status)))
       .then((html) => {
         const parsed = new DOMParser().parseFromString(html, 'text/html');
-        const panel = parsed.querySelector('section.panel');
+        const panel = parsed.querySelector('section');
         if (panel) placeholder.replaceWith(document.importNode(panel, true));
       })
       .catch(() => {

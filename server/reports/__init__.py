@@ -357,8 +357,11 @@ async def property_names(storage: Storage, query: Query) -> list[str]:
     return await storage.property_names(query)
 
 
-async def summed(storage: Storage, query: Query, goals: Sequence[GoalLike] = ()) -> bool:
-    """Whether breakdowns of the query are read from rollups (fast at any size) rather than
-    from every raw visit of the period: a filter set reports have not asked for before is
-    summed by the builder within minutes, and read raw until then."""
-    return await storage.summed(query, goals)
+async def summed(
+    storage: Storage, query: Query, goals: Sequence[GoalLike] = (), narrowed: bool = False
+) -> bool:
+    """Whether breakdowns of the query (with `narrowed`: its totals and time series) are read
+    from rollups (fast at any size) rather than from every raw visit of the period: a filter
+    set reports have not asked for before is summed by the builder within minutes, and read
+    raw until then; totals under one value of a visit dimension are summed already."""
+    return await storage.summed(query, goals, narrowed)

@@ -311,7 +311,7 @@ class EventStore(Protocol):
         """report_totals per bucket of query.bucket, `value` the bucket's label."""
         ...
 
-    async def summed(self, query: Query, goals: Sequence[GoalLike]) -> bool:
+    async def summed(self, query: Query, goals: Sequence[GoalLike], narrowed: bool = False) -> bool:
         """Whether the rollups answer the query's breakdowns (unfiltered, or a filter set
         summed as a segment); asking notes a new filter set for the builder."""
         ...

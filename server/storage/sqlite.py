@@ -772,9 +772,9 @@ class SQLiteStorage(AccountTables, ShareTables, MailTables):
                     return await rolled_sql.series(conn, query, part, query.bucket)
             return await reports_sql.grouped(conn, query, goals, visits, hits, start)
 
-    async def summed(self, query: Query, goals: Sequence[GoalLike]) -> bool:
+    async def summed(self, query: Query, goals: Sequence[GoalLike], narrowed: bool = False) -> bool:
         async with self._read() as conn:
-            return await self._split(conn, query, goals) is not None
+            return await self._split(conn, query, goals, narrowed) is not None
 
     async def report_by_visit(
         self, query: Query, goals: Sequence[GoalLike], dimension: str

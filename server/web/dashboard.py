@@ -28,7 +28,7 @@ from ..reports.filters import FilterError
 from ..reports.query import Query, QueryError
 from ..stats_api import BadRequest, query_from_params
 from .admin import Admin
-from .chart import Chart, build_chart
+from .chart import build_chart
 from .dashboard_filters import FormError, from_form, submitted
 from .dashboard_filters import chips as _chips
 from .dashboard_filters import filtered as _filtered
@@ -167,6 +167,7 @@ class Dashboard:
             Route("/sites/{domain}", self.site),
             Route("/sites/{domain}/details/{dimension}", self.details),
             Route("/sites/{domain}/panel/{index:int}", self.panel),
+            Route("/sites/{domain}/top", self.top),
         ]
 
     async def site(self, request: Request) -> Response:
@@ -217,70 +218,39 @@ class Dashboard:
         if chosen not in dict(TOP_LINE):
             chosen = "visitors"
         goals = list(await self.storage.goals(site.id))
-        names = [name for name, _label in TOP_LINE]
-
         overview = "overview" in view.sections
-        totals_task = reports.aggregate(self.storage, query, names, goals) if overview else _empty()
-        series_task = (
-            reports.timeseries(self.storage, query, [chosen], goals) if overview else _nothing()
-        )
         keys = await reports.property_names(self.storage, query) if "goals" in view.sections else []
         shown = _shown_panels(view, goals, keys)
         chosen_tabs = [_chosen(params, i, tabs, keys) for i, _heading, tabs in shown]
         revenue = any(goal.currency for goal in goals)
         lazy = await self._lazy(query, goals, params)
+        # The top line too, when even it would read raw rows (a filter on an event, or more
+        # than one value): then the page is its frame, and everything loads after it.
+        lazy_top = lazy and not await reports.summed(self.storage, query, goals, narrowed=True)
+        shown_query = f"?{request.url.query}" if request.url.query else ""
         panel_tasks = [
             _panel_rows(self.storage, query, tab, goals, revenue) if not lazy else _nothing()
             for tab, _index in chosen_tabs
         ]
-        compare_tasks: list[Any] = []
-        if query.comparison is not None and overview:
-            compare_tasks = [
-                reports.aggregate(self.storage, query.comparison, names, goals),
-                reports.timeseries(self.storage, query.comparison, [chosen], goals),
-            ]
+        top_task = (
+            self._top(query, goals, params, chosen, lang, _)
+            if overview and not lazy_top
+            else _empty()
+        )
         live_task = reports.realtime_visitors(self.storage, Query.realtime(site, now), now)
         try:
-            results = await asyncio.gather(
-                totals_task, series_task, live_task, *panel_tasks, *compare_tasks
-            )
+            results = await asyncio.gather(top_task, live_task, *panel_tasks)
         except (QueryError, FilterError, metric.MetricError) as exc:
             # What the engine refuses only once it reads (a goal filter naming no goal).
             return self.pages.error(request, 400, str(exc))
-        totals, series, current_visitors = results[0], results[1], results[2]
-        panels_rows = results[3 : 3 + len(shown)]
-        before, before_series = (results[-2], results[-1]) if compare_tasks else (None, None)
-
+        top, current_visitors = results[0] or None, results[1]
+        panels_rows = results[2:]
+        if overview and lazy_top:
+            top = {"lazy_url": f"{view.base}/top{shown_query}", "wait_url": _with(params, wait="1")}
         number = _number_format(lang)
-        top = []
-        for name, label in TOP_LINE:
-            value = totals.get(name)
-            change = metric.change(name, value, before.get(name)) if before else None
-            top.append({
-                "name": name, "label": _(label), "value": _shown(name, value, number, _),
-                "change": change, "good": _good(name, change),
-                # In the UI language's digits: "2,5" in Dutch, and "100", not "100.0".
-                "change_shown": number(abs(change)) if change is not None else None,
-                "url": _with(params, metric=name), "current": name == chosen,
-            })  # fmt: skip
-
-        labels = [_bucket_label(row["date"], query.bucket, lang) for row in series]
-        values = [row.get(chosen) for row in series]
-        previous = [row.get(chosen) for row in before_series] if before_series else None
-        if previous is not None:
-            previous = (previous + [None] * len(values))[: len(values)]
-        partial = _partial_from(series, query, now)
-        if partial is not None:
-            # Buckets still to come have no value yet, not a zero.
-            values = values[: partial + 1] + [None] * (len(values) - partial - 1)
-        chart: Chart | None = build_chart(labels, values, previous, partial,
-                                          lambda v: _shown(chosen, v, number, _))  # fmt: skip
-        if not overview:
-            top, chart = [], None
 
         if lazy:
             # Placeholders dashboard.js fills from panel(); the query string is the page's.
-            shown_query = f"?{request.url.query}" if request.url.query else ""
             panels = [
                 {"heading": _(heading), "n": i + 1,
                  "lazy_url": f"{view.base}/panel/{i}{shown_query}",
@@ -314,9 +284,6 @@ class Dashboard:
             "consent": consent,
             "drops": drops,
             "top": top,
-            "chart": chart,
-            "metric_label": _(dict(TOP_LINE)[chosen]),
-            "compare_label": _("Previous period") if query.comparison is not None else None,
             "periods": _periods(params, query, now, _),
             "realtime": query.period == "realtime",
             "comparisons": [
@@ -337,6 +304,84 @@ class Dashboard:
             "sites": list(sites),
         }
         return frame(context)
+
+    async def _top(
+        self,
+        query: Query,
+        goals: Sequence[Any],
+        params: Any,
+        chosen: str,
+        lang: str,
+        _: Callable[[str], str],
+    ) -> dict[str, Any]:
+        """The top line and the chart of `chosen` (_top.html), with the comparison's."""
+        names = [name for name, _label in TOP_LINE]
+        asked = [
+            reports.aggregate(self.storage, query, names, goals),
+            reports.timeseries(self.storage, query, [chosen], goals),
+        ]
+        if query.comparison is not None:
+            asked += [
+                reports.aggregate(self.storage, query.comparison, names, goals),
+                reports.timeseries(self.storage, query.comparison, [chosen], goals),
+            ]
+        found: list[Any] = list(await asyncio.gather(*asked))
+        totals, series = found[0], found[1]
+        before, before_series = (found[2], found[3]) if len(found) > 2 else (None, None)
+        now = self.admin.clock()
+        number = _number_format(lang)
+        items = []
+        for name, label in TOP_LINE:
+            value = totals.get(name)
+            change = metric.change(name, value, before.get(name)) if before else None
+            items.append({
+                "name": name, "label": _(label), "value": _shown(name, value, number, _),
+                "change": change, "good": _good(name, change),
+                # In the UI language's digits: "2,5" in Dutch, and "100", not "100.0".
+                "change_shown": number(abs(change)) if change is not None else None,
+                "url": _with(params, metric=name), "current": name == chosen,
+            })  # fmt: skip
+        labels = [_bucket_label(row["date"], query.bucket, lang) for row in series]
+        values = [row.get(chosen) for row in series]
+        previous = [row.get(chosen) for row in before_series] if before_series else None
+        if previous is not None:
+            previous = (previous + [None] * len(values))[: len(values)]
+        partial = _partial_from(series, query, now)
+        if partial is not None:
+            # Buckets still to come have no value yet, not a zero.
+            values = values[: partial + 1] + [None] * (len(values) - partial - 1)
+        chart = build_chart(labels, values, previous, partial,
+                            lambda v: _shown(chosen, v, number, _))  # fmt: skip
+        return {
+            "metrics": items,
+            "chart": chart,
+            "metric_label": _(dict(TOP_LINE)[chosen]),
+            "compare_label": _("Previous period") if query.comparison is not None else None,
+        }
+
+    async def top(self, request: Request) -> Response:
+        """GET /sites/DOMAIN/top: the top line and chart alone, for the page's placeholder."""
+        found = await self.admin._site_page(request, Action.VIEW_STATS)
+        if isinstance(found, Response):
+            return found
+        site, _session = found
+        return await self.top_page(request, site, View(f"/sites/{site.domain}"))
+
+    async def top_page(self, request: Request, site: Site, view: View) -> Response:
+        if "overview" not in view.sections:
+            return self.pages.error(request, 404)
+        _ = self.pages.gettext(request)
+        params = request.query_params
+        chosen = params.get("metric", "visitors")
+        if chosen not in dict(TOP_LINE):
+            chosen = "visitors"
+        try:
+            query = query_from_params(view.filters(params), site, self.admin.clock())
+            goals = list(await self.storage.goals(site.id))
+            top = await self._top(query, goals, params, chosen, language(request), _)
+        except (BadRequest, QueryError, FilterError, metric.MetricError) as exc:
+            return self.pages.error(request, 400, str(exc))
+        return self.pages.render(request, "top.html", {"top": top})
 
     async def _lazy(self, query: Query, goals: Sequence[Any], params: Any) -> bool:
         """Whether the page's panels load after it: on a big site, under a filter the rollups

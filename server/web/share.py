@@ -79,6 +79,7 @@ class SharePages:
             Route("/shared/{id:int}/export/{name}.csv", self.single),
             Route("/shared/{id:int}/live", self.live),
             Route("/shared/{id:int}/panel/{index:int}", self.panel),
+            Route("/shared/{id:int}/top", self.top),
         ]
 
     # -- the link --------------------------------------------------------------------------------
@@ -150,6 +151,14 @@ class SharePages:
             return opened
         share, site, view = opened
         return self._headers(await self.dashboard.panel_page(request, site, view), share)
+
+    async def top(self, request: Request) -> Response:
+        """The top line and chart, for the page's placeholder (not audited: the page was)."""
+        opened = await self._unlocked(request, audited=False)
+        if isinstance(opened, Response):
+            return opened
+        share, site, view = opened
+        return self._headers(await self.dashboard.top_page(request, site, view), share)
 
     async def live(self, request: Request) -> Response:
         """Current visitors, for dashboard.js's refresh (the share's cookie rides along, which
