@@ -68,8 +68,13 @@ METRIC_LIST = _param(
 FILTERS = _param("filters", {"type": "string"}, "v1 syntax: visit:country==NL;event:page==/a|/b*")
 COMPARE = _param(
     "compare",
-    {"type": "string", "enum": ["previous_period", "year_over_year"]},
-    "add comparison_value and change to each metric",
+    {"type": "string", "enum": ["previous_period", "year_over_year", "custom"]},
+    "add comparison_value and change to each metric; custom takes compare_date=FIRST,LAST",
+)
+COMPARE_DATE = _param(
+    "compare_date",
+    {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2},\d{4}-\d{2}-\d{2}$"},
+    "FIRST,LAST: the days compare=custom compares with (Zeef's extension of v1)",
 )
 INTERVAL = _param(
     "interval",
@@ -172,7 +177,7 @@ def document() -> dict[str, Any]:
             "/api/v1/stats/aggregate": {
                 "get": {
                     "summary": "Metrics over a period",
-                    "parameters": [SITE, PERIOD, DATE, METRIC_LIST, FILTERS, COMPARE],
+                    "parameters": [SITE, PERIOD, DATE, METRIC_LIST, FILTERS, COMPARE, COMPARE_DATE],
                     "responses": _ok(
                         _results({"type": "object", "additionalProperties": aggregate_value})
                     ),

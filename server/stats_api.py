@@ -164,9 +164,17 @@ def query_from_params(params: Mapping[str, str], site: Site, now: datetime) -> Q
         filters=parse_v1(params.get("filters", "")), interval=interval,
     )  # fmt: skip
     compare = params.get("compare")
-    if compare:
+    if compare == "custom":
+        # Zeef's extension of v1 (Plausible's dashboard compares with any range too): the
+        # range as `period=custom` takes its own, `compare_date=FROM,TO`.
+        raw_compare = params.get("compare_date", "")
+        if "," not in raw_compare:
+            raise BadRequest("compare=custom needs compare_date=YYYY-MM-DD,YYYY-MM-DD")
+        since, until = (_date(part) for part in raw_compare.split(",", 1))
+        query = query.compared("custom", since, until)
+    elif compare:
         if compare not in ("previous_period", "year_over_year"):
-            raise BadRequest("compare must be previous_period or year_over_year")
+            raise BadRequest("compare must be previous_period, year_over_year or custom")
         query = query.compared(compare)
     return query
 

@@ -263,3 +263,38 @@ async def test_panels_load_after_the_page_under_a_filter_not_summed_yet(
         assert "data-panel" not in (await browser.get(f"/sites/example.com?{DAY}")).text
     async with aclosing(client_of(shop)) as stranger:
         assert (await stranger.get(urls[0])).status_code in (303, 307)
+
+
+async def test_a_site_without_data_shows_why_its_events_were_refused(zeef: Zeef) -> None:
+    async with aclosing(await operator(zeef)) as browser:
+        page = (await browser.get("/sites/example.com")).text
+        assert "Nothing has arrived from the site yet" in page
+        # An event from a page on another host: refused, and the reason is on the dashboard.
+        wrong = {"n": "pageview", "u": "https://staging.example.net/", "d": "example.com"}
+        await zeef.send(wrong)
+        await zeef.flush()
+        page = (await browser.get("/sites/example.com")).text
+        assert "Waiting for the first pageview" in page
+        assert "Not counted in the last 7 days" in page and "staging.example.net" in page
+
+
+async def test_a_custom_comparison_range(shop: Zeef) -> None:
+    async with aclosing(await operator(shop)) as browser:
+        page = await browser.get(
+            f"/sites/example.com?{DAY}&compare_from=2026-03-01&compare_to=2026-03-13"
+        )
+        assert page.status_code == 200
+        api = (await browser.get(
+            f"/api/v1/stats/aggregate?site_id=example.com&{DAY}&compare=custom"
+            "&compare_date=2026-03-01,2026-03-13&metrics=visitors"
+        )).json()["results"]  # fmt: skip
+        assert api["visitors"] == {"value": 3, "comparison_value": 0, "change": 100}
+        assert changes(page.text)[0] == "↑ 100%"
+        assert '<summary class="current">Custom range</summary>' in page.text
+        assert 'name="compare_from" value="2026-03-01"' in page.text
+        bad = await browser.get(f"/api/v1/stats/aggregate?site_id=example.com&{DAY}&compare=custom")
+        assert bad.status_code == 400 and "compare_date" in bad.json()["error"]
+        backwards = await browser.get(
+            f"/sites/example.com?{DAY}&compare_from=2026-03-13&compare_to=2026-03-01"
+        )
+        assert backwards.status_code == 400

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -36,7 +36,7 @@ from .dashboard_filters import filters as _filters
 from .dashboard_filters import form as _filter_form
 from .export import FILES_OF, columns_of, sort_rows
 from .templates import N_, language
-from .view import View
+from .view import View, with_range
 from .worldmap import world_map
 
 # The top line, in Plausible's order; each can be charted.
@@ -269,10 +269,20 @@ class Dashboard:
         )
         drops = await self._drops(request, query, number) if view.manage else None
         has_data = await self.storage.first_visit(site.id) is not None
+        # The installation check, on a site with nothing counted yet: what arrived and was
+        # refused in the last 7 days, and why (a host that is not the site's, a bot...).
+        refused = []
+        if not has_data and view.manage:
+            since = (self.admin.clock() - timedelta(days=7)).astimezone(UTC).date().isoformat()
+            refused = [
+                {**drop, "why": self.admin._why(request, drop)}
+                for drop in await self.storage.latest_drops(site.id, since)
+            ]
         context = {
             "site": site,
             "query": query,
             "has_data": has_data,
+            "refused": refused,
             "base": view.base,
             "view": view,
             # The share's own filter: shown, never removable.
@@ -289,11 +299,34 @@ class Dashboard:
             "comparisons": [
                 {
                     "label": _(label),
-                    "url": _with(params, compare=key or None),
+                    "url": _with(
+                        params,
+                        compare=key or None,
+                        compare_date=None,
+                        compare_from=None,
+                        compare_to=None,
+                    ),
                     "current": key == params.get("compare", ""),
                 }
                 for key, label in COMPARISONS
             ],
+            # The custom comparison's form: its range, or the previous period's to start from.
+            "compare_custom": {
+                "current": with_range(params).get("compare") == "custom",
+                "first": (
+                    query.comparison or query.compared("previous_period").comparison or query
+                ).first_day.isoformat(),
+                "last": (
+                    query.comparison or query.compared("previous_period").comparison or query
+                ).last_day.isoformat(),
+                "hidden": [
+                    (k, v)
+                    for k, v in params.items()
+                    if k not in ("compare", "compare_date", "compare_from", "compare_to")
+                ],
+            }
+            if query.period != "realtime"
+            else None,
             "range": _range_label(query, lang),
             "chips": _chips(params, _),
             "filter_form": _filter_form(params, _, goals=bool(goals), offered=view.allows),

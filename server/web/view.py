@@ -48,9 +48,14 @@ class View:
 
 def with_range(params: Any) -> dict[str, str]:
     """The parameters, with a custom range from the date form (`from`, `to`) written as the
-    Stats API's `period=custom&date=FROM,TO`."""
+    Stats API's `period=custom&date=FROM,TO`, and a custom comparison's (`compare_from`,
+    `compare_to`) as `compare=custom&compare_date=FROM,TO`."""
     merged = dict(params.items())
     first, last = merged.pop("from", ""), merged.pop("to", "")
     if first and last:
         merged["period"], merged["date"] = "custom", f"{first},{last}"
+    # The comparison's date form alike: `compare=custom&compare_date=FROM,TO`.
+    since, until = merged.pop("compare_from", ""), merged.pop("compare_to", "")
+    if since and until:
+        merged["compare"], merged["compare_date"] = "custom", f"{since},{until}"
     return merged
