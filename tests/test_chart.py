@@ -292,7 +292,16 @@ def chart_app(pages: Pages) -> Starlette:
     async def page(request: Request) -> Response:
         environment = pages._environments["en"]
         html = environment.from_string(PAGE).render(
-            days=days, hours=hours, nav=(), user=None, messages=(), request=request, lang="en"
+            days=days,
+            hours=hours,
+            nav=(),
+            user=None,
+            messages=(),
+            request=request,
+            lang="en",
+            theme=None,
+            shared=False,
+            embed=False,
         )
         return page_headers(HTMLResponse(html))
 
