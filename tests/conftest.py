@@ -8,6 +8,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from starlette.applications import Starlette
 
 from server.app import create_app
@@ -22,6 +24,7 @@ from server.config import Settings
 from server.sites import add_site
 
 from . import corpora
+from .live import _free_port
 
 CHROME = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
@@ -220,6 +223,33 @@ def fixture_site():  # type: ignore[no-untyped-def]
 
 def _database_threads() -> set[threading.Thread]:
     return {t for t in threading.enumerate() if "_connection_worker_thread" in t.name}
+
+
+@contextmanager
+def served(app: Any, port: int | None = None, **options: Any) -> Iterator[str]:
+    """`app` under a real uvicorn in a thread of this process (so a test may patch what it
+    reads), on a free loopback port (or `port`): its URL. Stopped at the end, leaving no
+    database connection open."""
+    before = _database_threads()
+    port = port or _free_port("127.0.0.1")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **options)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 15
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.02)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+    assert not thread.is_alive(), "uvicorn did not stop"
+    deadline = time.monotonic() + 2
+    while (left := _database_threads() - before) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not left, f"{len(left)} database connection(s) left open by the live server"
 
 
 @pytest.fixture(autouse=True)

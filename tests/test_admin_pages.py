@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,7 +20,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from server.accounts import audit, customers, users
 from server.app import create_app
@@ -29,8 +27,7 @@ from server.config import Settings
 from server.sites import add_site
 from server.storage import open_storage
 
-from .conftest import CHROME, _database_threads
-from .live import _free_port
+from .conftest import CHROME, served
 
 PASSWORD = "correct horse battery staple"
 OPERATOR = "op@zeef.example"
@@ -92,34 +89,16 @@ def no_connection_left_open() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     """The real app under a real uvicorn on a free port, in a thread, with the data above."""
-    before = _database_threads()
     database = tmp_path_factory.mktemp("admin") / "zeef.sqlite3"
     # In a thread of its own: Playwright's sync API may hold this thread's event loop already.
     with ThreadPoolExecutor(1) as pool:
         ids = pool.submit(asyncio.run, seed(database)).result()
-    port = _free_port("127.0.0.1")
-    url = f"http://127.0.0.1:{port}"
     settings = Settings(database=database, public_url="https://stats.zeef.example",
                         flush_interval=0.1)  # fmt: skip
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
-                            log_level="warning")  # fmt: skip
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    traffic(url)
-    time.sleep(0.5)  # the buffer's flush
-    yield Live(url, ids)
-    server.should_exit = True
-    thread.join(timeout=15)
-    assert not thread.is_alive(), "uvicorn did not stop"
-    deadline = time.monotonic() + 2
-    while (left := _database_threads() - before) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert not left, f"{len(left)} database connection(s) left open by the live server"
+    with served(create_app(settings)) as url:
+        traffic(url)
+        time.sleep(0.5)  # the buffer's flush
+        yield Live(url, ids)
 
 
 class Visit:

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
@@ -17,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from server.accounts import audit, customers, users
 from server.app import create_app
@@ -26,8 +23,7 @@ from server.sharing import shares
 from server.sites import add_site
 from server.storage import open_storage
 
-from .conftest import _database_threads
-from .live import _free_port
+from .conftest import served
 from .test_accessibility import AXE, violations
 
 PASSWORD = "correct horse battery staple"
@@ -60,29 +56,12 @@ def no_connection_left_open() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    before = _database_threads()
     database = tmp_path_factory.mktemp("shares") / "zeef.sqlite3"
     with ThreadPoolExecutor(1) as pool:
         pool.submit(asyncio.run, seed(database)).result()
-    port = _free_port("127.0.0.1")
     settings = Settings(database=database, public_url="https://stats.example.net")
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
-                            log_level="warning")  # fmt: skip
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", database
-    server.should_exit = True
-    thread.join(timeout=15)
-    assert not thread.is_alive(), "uvicorn did not stop"
-    deadline = time.monotonic() + 2
-    while (left := _database_threads() - before) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert not left, f"{len(left)} database connection(s) left open by the live server"
+    with served(create_app(settings)) as url:
+        yield url, database
 
 
 def logged_in(browser: Any, url: str, **options: Any) -> tuple[Any, Any, list[str]]:

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from server.accounts import audit
 from server.app import create_app
@@ -26,7 +25,7 @@ from server.keys import load_keys
 from server.sharing import shares
 from server.storage import open_storage
 
-from .conftest import _database_threads
+from .conftest import served
 from .corpora import geoip_test_data
 from .live import _free_port
 from .test_dashboard_browser import SITE, download, only_ours, seed, traffic, wide
@@ -57,7 +56,6 @@ async def make_shares(database: Path, origin: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def linked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
-    before = _database_threads()
     database = tmp_path_factory.mktemp("share") / "zeef.sqlite3"
     port = _free_port("127.0.0.1")
     with ThreadPoolExecutor(1) as pool:
@@ -70,26 +68,10 @@ def linked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
     settings = Settings(database=database, flush_interval=0.1,
                         trusted_proxies=(ipaddress.ip_network("127.0.0.1/32"),),
                         geoip_db=geoip_test_data() / "GeoIP2-City-Test.mmdb")  # fmt: skip
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
-                            log_level="warning")  # fmt: skip
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    url = f"http://127.0.0.1:{port}"
-    traffic(url)
-    time.sleep(0.5)  # the buffer's flush
-    yield url, tokens
-    server.should_exit = True
-    thread.join(timeout=15)
-    assert not thread.is_alive(), "uvicorn did not stop"
-    deadline = time.monotonic() + 2
-    while (left := _database_threads() - before) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert not left, f"{len(left)} database connection(s) left open by the live server"
+    with served(create_app(settings), port=port) as url:
+        traffic(url)
+        time.sleep(0.5)  # the buffer's flush
+        yield url, tokens
 
 
 def watched(browser: Any, **options: Any) -> tuple[Any, Any, list[str], list[str]]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,14 +15,12 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from server.app import create_app
 from server.config import Settings
 
 from . import corpora
-from .conftest import CHROME, _database_threads
-from .live import _free_port
+from .conftest import CHROME, served
 from .test_accessibility import AXE, violations
 from .test_dashboard_browser import SITE, logged_in, only_ours, seed, traffic
 from .test_worldmap import PLACED
@@ -45,38 +42,23 @@ def no_connection_left_open() -> Iterator[None]:
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """tests/test_dashboard_browser.py's server and visitors, with GeoIP, so the world map
     is drawn too."""
-    before = _database_threads()
     database = tmp_path_factory.mktemp("theme") / "zeef.sqlite3"
     with ThreadPoolExecutor(1) as pool:
         pool.submit(asyncio.run, seed(database)).result()
     geoip = corpora.geoip_test_data() / "GeoIP2-City-Test.mmdb"
     settings = Settings(database=database, flush_interval=0.1, geoip_db=geoip)
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=_free_port("127.0.0.1"),
-                            log_level="warning")  # fmt: skip
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    url = f"http://127.0.0.1:{config.port}"
-    traffic(url)
-    with httpx.Client(base_url=url, trust_env=False, timeout=10) as http:
-        for n, ip in enumerate(PLACED):
-            event = {"n": "pageview", "u": f"https://{SITE}/", "d": SITE, "r": None}
-            headers = {"content-type": "text/plain", "user-agent": f"{CHROME} {n}",
-                       "x-forwarded-for": ip}  # fmt: skip
-            assert http.post("/api/event", content=json.dumps(event), headers=headers).is_success
-    time.sleep(0.5)  # the buffer's flush
-    yield url
-    server.should_exit = True
-    thread.join(timeout=15)
-    assert not thread.is_alive(), "uvicorn did not stop"
-    deadline = time.monotonic() + 2
-    while (left := _database_threads() - before) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert not left, f"{len(left)} database connection(s) left open by the live server"
+    with served(create_app(settings)) as url:
+        traffic(url)
+        with httpx.Client(base_url=url, trust_env=False, timeout=10) as http:
+            for n, ip in enumerate(PLACED):
+                event = {"n": "pageview", "u": f"https://{SITE}/", "d": SITE, "r": None}
+                headers = {"content-type": "text/plain", "user-agent": f"{CHROME} {n}",
+                           "x-forwarded-for": ip}  # fmt: skip
+                assert http.post(
+                    "/api/event", content=json.dumps(event), headers=headers
+                ).is_success
+        time.sleep(0.5)  # the buffer's flush
+        yield url
 
 
 def choose(page: Any, url: str, theme: str) -> None:
