@@ -569,6 +569,29 @@ def test_the_sender_is_checked() -> None:
 HOSTILE = "/<script>alert(1)</script>"
 
 
+async def test_a_report_links_to_its_share_link_while_it_opens(
+    week: Zeef, clock: Clock, inbox: tuple[Inbox, int]
+) -> None:
+    from server.sharing import shares
+
+    storage = week.app.state.storage
+    share = await shares.create(storage, audit.CLI, "example.com", label="Board")
+    await subscribe(week, clock, "ann@example.com", share_id=share.id)
+    clock.now = datetime(2026, 3, 16, 7, 0, tzinfo=UTC)  # Monday
+    await tick(week)
+    [mail] = inbox[0].messages
+    text, html, images = parts(mail)
+    token = shares.token(week.app.state.secret_key, share)
+    assert f"{PUBLIC}/share/{token}" in text and f'href="{PUBLIC}/share/{token}"' in html
+    links_go_only_to_zeef(text, html, images)
+    # Revoked, the next report links to the dashboard instead (which asks to log in).
+    await shares.revoke(storage, audit.CLI, share, clock().timestamp())
+    clock.now = datetime(2026, 3, 23, 7, 0, tzinfo=UTC)
+    await tick(week)
+    text = parts(inbox[0].messages[-1])[0]
+    assert "/share/" not in text and f"{PUBLIC}/sites/example.com" in text
+
+
 def test_the_report_mail_in_chromium(browser: Any, screenshots: Path, tmp_path: Path) -> None:
     """The HTML part as a mail client shows it (the chart's cid: as the image itself), wide
     and on a phone. Look at the screenshots after a change to the mail."""
@@ -625,26 +648,3 @@ def test_the_report_mail_in_chromium(browser: Any, screenshots: Path, tmp_path: 
             assert page.evaluate("document.documentElement.scrollWidth") <= width
         finally:
             page.close()
-
-
-async def test_a_report_links_to_its_share_link_while_it_opens(
-    week: Zeef, clock: Clock, inbox: tuple[Inbox, int]
-) -> None:
-    from server.sharing import shares
-
-    storage = week.app.state.storage
-    share = await shares.create(storage, audit.CLI, "example.com", label="Board")
-    await subscribe(week, clock, "ann@example.com", share_id=share.id)
-    clock.now = datetime(2026, 3, 16, 7, 0, tzinfo=UTC)  # Monday
-    await tick(week)
-    [mail] = inbox[0].messages
-    text, html, images = parts(mail)
-    token = shares.token(week.app.state.secret_key, share)
-    assert f"{PUBLIC}/share/{token}" in text and f'href="{PUBLIC}/share/{token}"' in html
-    links_go_only_to_zeef(text, html, images)
-    # Revoked, the next report links to the dashboard instead (which asks to log in).
-    await shares.revoke(storage, audit.CLI, share, clock().timestamp())
-    clock.now = datetime(2026, 3, 23, 7, 0, tzinfo=UTC)
-    await tick(week)
-    text = parts(inbox[0].messages[-1])[0]
-    assert "/share/" not in text and f"{PUBLIC}/sites/example.com" in text
