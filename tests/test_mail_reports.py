@@ -564,11 +564,6 @@ def test_the_sender_is_checked() -> None:
             load_settings({"ZEEF_MAIL_FROM": bad}, Path("/x.toml"))
 
 
-# -- what a reader sees (last: Playwright's sync API holds an event loop while it is open) --
-
-HOSTILE = "/<script>alert(1)</script>"
-
-
 async def test_a_report_links_to_its_share_link_while_it_opens(
     week: Zeef, clock: Clock, inbox: tuple[Inbox, int]
 ) -> None:
@@ -590,6 +585,11 @@ async def test_a_report_links_to_its_share_link_while_it_opens(
     await tick(week)
     text = parts(inbox[0].messages[-1])[0]
     assert "/share/" not in text and f"{PUBLIC}/sites/example.com" in text
+
+
+# -- what a reader sees (last: Playwright's sync API holds an event loop while it is open) --
+
+HOSTILE = "/<script>alert(1)</script>"
 
 
 def test_the_report_mail_in_chromium(browser: Any, screenshots: Path, tmp_path: Path) -> None:
