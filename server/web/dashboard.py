@@ -36,7 +36,7 @@ from .dashboard_filters import filters as _filters
 from .dashboard_filters import form as _filter_form
 from .export import FILES_OF, columns_of, sort_rows
 from .templates import N_, language
-from .view import View, with_range
+from .view import View, as_user, with_range
 from .worldmap import world_map
 
 # The top line, in Plausible's order; each can be charted.
@@ -394,11 +394,7 @@ class Dashboard:
 
     async def top(self, request: Request) -> Response:
         """GET /sites/DOMAIN/top: the top line and chart alone, for the page's placeholder."""
-        found = await self.admin._site_page(request, Action.VIEW_STATS)
-        if isinstance(found, Response):
-            return found
-        site, _session = found
-        return await self.top_page(request, site, View(f"/sites/{site.domain}"))
+        return await as_user(self.admin, request, self.top_page)
 
     async def top_page(self, request: Request, site: Site, view: View) -> Response:
         if "overview" not in view.sections:
@@ -431,11 +427,7 @@ class Dashboard:
 
     async def panel(self, request: Request) -> Response:
         """GET /sites/DOMAIN/panel/N: panel N alone, for a placeholder the page left."""
-        found = await self.admin._site_page(request, Action.VIEW_STATS)
-        if isinstance(found, Response):
-            return found
-        site, _session = found
-        return await self.panel_page(request, site, View(f"/sites/{site.domain}"))
+        return await as_user(self.admin, request, self.panel_page)
 
     async def panel_page(self, request: Request, site: Site, view: View) -> Response:
         """Panel N (the p0..p4 of the URL) of `site` as `view` shows it (panel.html)."""

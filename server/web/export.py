@@ -21,7 +21,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .. import reports
-from ..accounts.permissions import Action
 from ..events import Site
 from ..reports.filters import GOAL, FilterError
 from ..reports.metrics import MetricError
@@ -29,7 +28,7 @@ from ..reports.query import Query, QueryError
 from ..stats_api import BadRequest, query_from_params
 from .admin import Admin
 from .templates import PAGE_HEADERS
-from .view import View
+from .view import View, as_user
 
 # Plausible's file names, each for one dimension of the engine, in the ZIP's order.
 BREAKDOWNS = (
@@ -148,19 +147,11 @@ class Export:
 
     async def archive(self, request: Request) -> Response:
         """GET /sites/DOMAIN/export: every file, zipped."""
-        found = await self.admin._site_page(request, Action.VIEW_STATS)
-        if isinstance(found, Response):
-            return found
-        site, _session = found
-        return await self.archive_of(request, site, View(f"/sites/{site.domain}"))
+        return await as_user(self.admin, request, self.archive_of)
 
     async def single(self, request: Request) -> Response:
         """GET /sites/DOMAIN/export/NAME.csv: the one file the ZIP holds under that name."""
-        found = await self.admin._site_page(request, Action.VIEW_STATS)
-        if isinstance(found, Response):
-            return found
-        site, _session = found
-        return await self.single_of(request, site, View(f"/sites/{site.domain}"))
+        return await as_user(self.admin, request, self.single_of)
 
     async def archive_of(self, request: Request, site: Site, view: View) -> Response:
         """Every file `view` may show (a share link's sections), zipped."""

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..accounts.permissions import Action
 from ..reports.filters import FilterError, leaves, parse_v1
 from ..sharing.shares import SECTIONS
 from .dashboard_filters import filters as _filters
+
+if TYPE_CHECKING:
+    from ..events import Site
+    from .admin import Admin
 
 EVERY_SECTION = frozenset(SECTIONS)
 
@@ -59,3 +67,17 @@ def with_range(params: Any) -> dict[str, str]:
     if since and until:
         merged["compare"], merged["compare_date"] = "custom", f"{since},{until}"
     return merged
+
+
+async def as_user(
+    admin: Admin,
+    request: Request,
+    draw: Callable[[Request, Site, View], Awaitable[Response]],
+) -> Response:
+    """`draw` of the site the path names, as a logged-in user sees it, if they may see its
+    statistics (the answer of the one permission check otherwise)."""
+    found = await admin._site_page(request, Action.VIEW_STATS)
+    if isinstance(found, Response):
+        return found
+    site, _session = found
+    return await draw(request, site, View(f"/sites/{site.domain}"))
