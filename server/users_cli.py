@@ -172,7 +172,12 @@ async def _audit_log(storage: Storage, args: argparse.Namespace) -> int:
 
         out = csv.writer(sys.stdout, lineterminator="\r\n")
         out.writerow(AUDIT_COLUMNS)
-        out.writerows([safe_cell(row[key]) for key in AUDIT_COLUMNS] for row in rows)
+        # "-" is how the log writes "no address" (the CLI): an empty cell, not the text "'-".
+        out.writerows(
+            [safe_cell(None if key == "address" and row[key] == "-" else row[key])
+             for key in AUDIT_COLUMNS]
+            for row in rows
+        )  # fmt: skip
         return 0
     for row in rows:
         print(
