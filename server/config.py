@@ -14,6 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .retention import (
+    DEFAULT_AUDIT_RETENTION,
+    DEFAULT_CONSENT_PROOF,
+    DEFAULT_RETENTION,
+    Period,
+)
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -55,6 +62,16 @@ class Settings:
     smtp_url: str | None = None
     # The From: of those mails; None: "Zeef <zeef@HOST>", HOST that of public_url.
     mail_from: str | None = None
+    # How long data is kept where a customer or site sets nothing (docs/retention.md).
+    retention: Period = DEFAULT_RETENTION
+    # Consent records: the consent's lifetime plus this, to prove a consent after it ran out.
+    consent_proof: Period = DEFAULT_CONSENT_PROOF
+    audit_retention: Period = DEFAULT_AUDIT_RETENTION
+    # Seconds between two runs of the purge job inside the server (at least hourly).
+    purge_interval: int = 3600
+    # Where the data is kept, in words, for the privacy statement: "our own servers in the
+    # Netherlands". None: the statement says the operator's own servers, and `zeef audit` asks.
+    data_location: str | None = None
 
 
 # Each setting: (environment variable, toml key, parser).
@@ -84,6 +101,13 @@ def _parse_positive(value: str | int) -> int:
     number = int(value)
     if number < 1:
         raise ValueError("must be 1 or more")
+    return number
+
+
+def _parse_hourly(value: str | int) -> int:
+    number = int(value)
+    if not 60 <= number <= 3600:
+        raise ValueError("must be 60 to 3600 seconds: the purge runs at least hourly")
     return number
 
 
@@ -153,6 +177,11 @@ _FIELDS: dict[str, tuple[str, Any]] = {
     "session_idle": ("ZEEF_SESSION_IDLE", _parse_positive),
     "smtp_url": ("ZEEF_SMTP_URL", _parse_smtp_url),
     "mail_from": ("ZEEF_MAIL_FROM", _parse_mail_from),
+    "retention": ("ZEEF_RETENTION", Period.parse),
+    "consent_proof": ("ZEEF_CONSENT_PROOF", Period.parse),
+    "audit_retention": ("ZEEF_AUDIT_RETENTION", Period.parse),
+    "purge_interval": ("ZEEF_PURGE_INTERVAL", _parse_hourly),
+    "data_location": ("ZEEF_DATA_LOCATION", lambda v: str(v).strip() or None),
 }
 
 

@@ -35,6 +35,7 @@ from . import sqlite_rollup_reports as rolled_sql
 from . import sqlite_rollups as rollups_sql
 from .sqlite_accounts import AccountTables
 from .sqlite_mail import MailTables
+from .sqlite_retention import RetentionTables
 from .sqlite_shares import ShareTables
 from .writer import Writer, WriterStatus
 
@@ -296,7 +297,7 @@ ORDER BY k.revoked_at IS NOT NULL, k.id DESC
 """
 
 
-class SQLiteStorage(AccountTables, ShareTables, MailTables):
+class SQLiteStorage(AccountTables, ShareTables, MailTables, RetentionTables):
     def __init__(self, path: Path, readers: int = 4) -> None:
         self.path = path
         self.writer = Writer(self._connect)
@@ -322,9 +323,15 @@ class SQLiteStorage(AccountTables, ShareTables, MailTables):
         conn = await aiosqlite.connect(self.path, isolation_level=None)
         try:
             await conn.execute("PRAGMA busy_timeout = 10000")
+            # Only takes on a new file, before its first page is written: freed pages can then
+            # be handed back after a purge (older files: `zeef purge --vacuum`, once).
+            await conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
             await conn.execute("PRAGMA journal_mode = WAL")
             # NORMAL in WAL mode: a power cut may lose the last flush, never corrupt the file.
             await conn.execute("PRAGMA synchronous = NORMAL")
+            # Deleted rows are overwritten with zeros, not left in free space: a purge or an
+            # erasure must leave nothing in the file (docs/retention.md).
+            await conn.execute("PRAGMA secure_delete = ON")
         except BaseException:
             # A file that is not a database fails here, after the connection's thread started:
             # that thread is not a daemon, and left open it kept the process from exiting.

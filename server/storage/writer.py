@@ -40,20 +40,21 @@ class Writer:
     def __init__(self, connect: Connect) -> None:
         self._connect = connect
         self._conn: aiosqlite.Connection | None = None
-        self._queue: asyncio.Queue[tuple[Job[Any], asyncio.Future[Any]] | None] | None = None
+        self._queue: asyncio.Queue[tuple[Job[Any], asyncio.Future[Any], bool] | None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._started: float | None = None
         self._done = 0
 
-    async def run(self, job: Job[T]) -> T:
+    async def run(self, job: Job[T], transaction: bool = True) -> T:
         """Run `job` in a transaction of its own (BEGIN IMMEDIATE ... COMMIT), after the jobs
-        queued before it; its exception, if any, comes back here after the rollback."""
+        queued before it; its exception, if any, comes back here after the rollback. Without
+        `transaction`, for what SQLite refuses inside one (a checkpoint, a vacuum)."""
         if self._task is None or self._task.done():
             self._queue = asyncio.Queue()
             self._task = asyncio.create_task(self._loop(self._queue), name="zeef-writer")
         assert self._queue is not None
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((job, future))
+        self._queue.put_nowait((job, future, transaction))
         # Shielded: a caller that gives up (a client hanging up) must not cancel a write that
         # may already be committed, nor leave the loop without its answer.
         return await asyncio.shield(future)
@@ -79,16 +80,16 @@ class Writer:
             self._conn = None
 
     async def _loop(
-        self, queue: asyncio.Queue[tuple[Job[Any], asyncio.Future[Any]] | None]
+        self, queue: asyncio.Queue[tuple[Job[Any], asyncio.Future[Any], bool] | None]
     ) -> None:
         while True:
             item = await queue.get()
             if item is None:
                 return
-            job, future = item
+            job, future, transaction = item
             self._started = time.monotonic()
             try:
-                result = await self._transaction(job)
+                result = await self._transaction(job, transaction)
             except Exception as exc:
                 if not future.done():
                     future.set_exception(exc)
@@ -103,10 +104,12 @@ class Writer:
             # events, 24 MiB) until the next write came.
             del item, job, future
 
-    async def _transaction(self, job: Job[T]) -> T:
+    async def _transaction(self, job: Job[T], transaction: bool = True) -> T:
         if self._conn is None:
             self._conn = await self._connect()
         conn = self._conn
+        if not transaction:
+            return await job(conn)
         await conn.execute("BEGIN IMMEDIATE")
         try:
             result = await job(conn)
