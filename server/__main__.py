@@ -17,12 +17,13 @@ from . import (
     keys,
     reports,
     reports_mail_cli,
+    retention_cli,
     shares_cli,
     sites,
     stats_cli,
     users_cli,
 )
-from .accounts import customers
+from .accounts import audit, customers
 from .accounts.users import UnknownUser
 from .config import ConfigError, Settings, load_settings
 from .events import DropReason
@@ -74,10 +75,17 @@ def _parser() -> argparse.ArgumentParser:
         help="honour Do Not Track and Global Privacy Control (the default), or count anyway",
     )
     change.add_argument("--customer", help="move the site to this customer")
+    change.add_argument(
+        "--retention",
+        metavar="PERIOD",
+        help="how long this site's data is kept (90d, 6w, 13m, 2y), over its customer's; "
+        "'default' to follow the customer's again",
+    )
     change.set_defaults(run=_with_storage(_site_set))
     listing = site.add_parser("list", help="list sites")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(run=_with_storage(_site_list))
+    retention_cli.add_site_commands(site, _with_storage)
 
     customers_cli.add_commands(commands, _with_storage)
     users_cli.add_commands(commands, _with_storage)
@@ -86,6 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     goals_cli.add_commands(commands, _with_storage)
     shares_cli.add_commands(commands, _with_storage)
     reports_mail_cli.add_commands(commands, _with_storage)
+    retention_cli.add_commands(commands, _with_storage, _with_settings)
 
     stats_cli.add_command(commands, _with_storage)
 
@@ -174,6 +183,20 @@ def _tls_problem(certfile: str | None, keyfile: str | None) -> str | None:
 Command = Callable[[Storage, argparse.Namespace], Awaitable[int]]
 
 
+def _with_settings(
+    command: Callable[[Settings, Storage, argparse.Namespace], Awaitable[int]],
+) -> Callable[[Settings, argparse.Namespace], int]:
+    """As _with_storage, for a command that also reads the settings (retention periods)."""
+
+    def run(settings: Settings, args: argparse.Namespace) -> int:
+        async def bound(storage: Storage, args: argparse.Namespace) -> int:
+            return await command(settings, storage, args)
+
+        return _with_storage(bound)(settings, args)
+
+    return run
+
+
 def _with_storage(
     command: Command, create: bool = False
 ) -> Callable[[Settings, argparse.Namespace], int]:
@@ -236,10 +259,21 @@ async def _site_add(storage: Storage, args: argparse.Namespace) -> int:
 
 
 async def _site_set(storage: Storage, args: argparse.Namespace) -> int:
-    if args.dnt is None and args.customer is None:
-        print("zeef: site set: give --dnt honour|ignore or --customer NAME", file=sys.stderr)
+    if args.dnt is None and args.customer is None and args.retention is None:
+        print(
+            "zeef: site set: give --dnt honour|ignore, --customer NAME or --retention PERIOD",
+            file=sys.stderr,
+        )
         return 2
     site = await sites.get_site(storage, args.domain)
+    if args.retention is not None:
+        period = retention_cli.parse_setting(args.retention)
+        await storage.set_site_retention(site.id, period)
+        said = f"{site.domain}: {period or 'default'}"
+        await audit.record(storage, audit.CLI, "site.retention", said, customer_id=site.customer_id)
+        print(
+            f"{site.domain}: data is kept " + (f"for {period}" if period else "as its customer's")
+        )
     owner = None
     if args.customer is not None:
         owner = await customers.get_customer(storage, args.customer)

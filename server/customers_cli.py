@@ -24,6 +24,9 @@ def add_commands(commands: Any, with_storage: Callable[..., Any]) -> None:
     listing = sub.add_parser("list", help="list customers and how many sites each owns")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(run=with_storage(_list))
+    from . import retention_cli
+
+    retention_cli.add_customer_commands(sub, with_storage)
 
 
 async def _add(storage: Storage, args: argparse.Namespace) -> int:

@@ -422,6 +422,10 @@ class RetentionStore(Protocol):
 
     async def reclaim(self) -> dict[str, int]: ...
 
+    async def vacuum(self) -> int: ...
+
+    async def delete_customer(self, customer_id: int) -> int: ...
+
 
 class Storage(
     MetadataStore, AccountStore, ShareStore, MailStore, EventStore, RetentionStore, Protocol

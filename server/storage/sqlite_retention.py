@@ -245,3 +245,44 @@ class RetentionTables:
             return {"auto_vacuum": int(mode), "freed_pages": int(free), "checkpoint_busy": busy}
 
         return await self.writer.run(job, transaction=False)
+
+    async def vacuum(self) -> int:
+        """Rewrite the whole file with incremental auto-vacuum on (older files were made
+        without it); the file's size after, in bytes. Holds the write lock throughout."""
+
+        async def job(conn: aiosqlite.Connection) -> int:
+            await conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+            await conn.execute("VACUUM")
+            await conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            async with conn.execute(
+                "SELECT page_count * page_size FROM pragma_page_count, pragma_page_size"
+            ) as cursor:
+                return int((await cursor.fetchone() or (0,))[0])
+
+        return await self.writer.run(job, transaction=False)
+
+    async def delete_customer(self, customer_id: int) -> int:
+        """A customer's users (their sessions, links and API keys) and the customer itself,
+        once its sites are gone; the users deleted."""
+
+        async def job(conn: aiosqlite.Connection) -> int:
+            params = {"customer_id": customer_id}
+            users = "SELECT id FROM users WHERE customer_id = :customer_id"
+            await conn.execute(f"DELETE FROM sessions WHERE user_id IN ({users})", params)
+            await conn.execute(f"DELETE FROM password_links WHERE user_id IN ({users})", params)
+            await conn.execute(
+                "DELETE FROM api_keys WHERE owner IN "
+                "(SELECT email FROM users WHERE customer_id = :customer_id)",
+                params,
+            )
+            cursor = await conn.execute(
+                "DELETE FROM users WHERE customer_id = :customer_id", params
+            )
+            count = max(cursor.rowcount, 0)
+            await conn.execute(
+                "UPDATE sites SET customer_id = NULL WHERE customer_id = :customer_id", params
+            )
+            await conn.execute("DELETE FROM customers WHERE id = :customer_id", params)
+            return count
+
+        return await self.writer.run(job)
