@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from . import deployment_audit
 from .config import Settings
+from .storage import Storage
 
 
-def add_commands(commands: Any) -> None:
+def add_commands(commands: Any, settings_command: Callable[..., Any]) -> None:
     audit = commands.add_parser(
         "audit",
         help="check this deployment keeps its privacy promises (docs/audit.md)",
@@ -27,11 +29,11 @@ def add_commands(commands: Any) -> None:
         default=[],
         help="a log file or directory to scan for full IP addresses; repeatable",
     )
-    audit.set_defaults(run=_audit)
+    audit.set_defaults(run=settings_command(_audit))
 
 
-def _audit(settings: Settings, args: argparse.Namespace) -> int:
-    findings = deployment_audit.run(settings, [Path(p) for p in args.logs])
+async def _audit(settings: Settings, storage: Storage, args: argparse.Namespace) -> int:
+    findings = await deployment_audit.run(settings, storage, [Path(p) for p in args.logs])
     status = deployment_audit.exit_status(findings)
     if args.json:
         print(json.dumps({"ok": status == 0, "findings": [asdict(f) for f in findings]}, indent=2))

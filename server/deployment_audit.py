@@ -1,9 +1,9 @@
 """`zeef audit`: checks a deployment keeps its privacy promises and says so in words a DPO can
 file. Each check gives pass, warn or fail; only a fail breaks a promise (docs/audit.md).
 
-First slice: IP masking configured, no full IP in the stored bytes (database, its WAL, the
-given logs), and the secret key not a default. Retention, consent, HTTPS, GeoIP age and share
-links are still to come (see docs/audit.md)."""
+This version: IP masking configured, no full IP in the stored bytes (database, its WAL, the
+given logs), the secret key not a default, and no row past its retention. Consent, HTTPS,
+GeoIP age and share links are still to come (see docs/audit.md)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from . import purge
 from .config import Settings
 from .privacy import truncate_ip
+from .storage import Storage
 
 Level = Literal["pass", "warn", "fail"]
 
@@ -143,8 +145,43 @@ def check_secret_key(settings: Settings) -> Finding:
     return Finding("secret_key", "pass", "ZEEF_SECRET_KEY is set and not a known default.")
 
 
-def run(settings: Settings, logs: Iterable[Path] = ()) -> list[Finding]:
-    return [check_ip_mask(settings), check_stored_ips(settings, logs), check_secret_key(settings)]
+async def check_retention(settings: Settings, storage: Storage) -> Finding:
+    """A dry purge counts, per site and table, the rows older than their cutoff: any is a row
+    kept past its promised period."""
+    report = await purge.purge(storage, settings, dry_run=True, by="audit")
+    overdue = {site: tables for site, tables in report.sites.items() if tables}
+    details: dict[str, object] = {"cutoffs": report.cutoffs, "overdue": overdue}
+    if report.install:
+        details["install_overdue"] = report.install
+    if overdue or report.install:
+        where = "; ".join(
+            f"{site}: " + ", ".join(f"{n} in {t}" for t, n in tables.items())
+            for site, tables in {
+                **overdue,
+                **({"install": report.install} if report.install else {}),
+            }.items()
+        )
+        return Finding(
+            "retention",
+            "fail",
+            f"Rows older than their retention period: {where}. Run `zeef purge`.",
+            details,
+        )
+    return Finding(
+        "retention",
+        "pass",
+        f"Every row of {len(report.cutoffs)} site(s) is within its retention period.",
+        details,
+    )
+
+
+async def run(settings: Settings, storage: Storage, logs: Iterable[Path] = ()) -> list[Finding]:
+    return [
+        check_ip_mask(settings),
+        check_stored_ips(settings, logs),
+        check_secret_key(settings),
+        await check_retention(settings, storage),
+    ]
 
 
 def exit_status(findings: Iterable[Finding]) -> int:

@@ -57,7 +57,12 @@ def test_planted_ip_in_log_fails_and_json_shape(tmp_path: Path) -> None:
     assert PLANTED not in result.stdout + result.stderr
     report = json.loads(result.stdout)
     assert report["ok"] is False
-    assert [f["check"] for f in report["findings"]] == ["ip_mask", "stored_ips", "secret_key"]
+    assert [f["check"] for f in report["findings"]] == [
+        "ip_mask",
+        "stored_ips",
+        "secret_key",
+        "retention",
+    ]
     assert set(report["findings"][0]) == {"check", "level", "message", "details"}
     stored = report["findings"][1]
     assert stored["level"] == "fail"
@@ -67,3 +72,19 @@ def test_planted_ip_in_log_fails_and_json_shape(tmp_path: Path) -> None:
 def test_audit_log_still_works(tmp_path: Path) -> None:
     assert zeef(tmp_path, "site", "add", "example.com").returncode == 0
     assert zeef(tmp_path, "audit-log").returncode == 0
+
+
+def test_row_past_retention_fails(tmp_path: Path) -> None:
+    assert zeef(tmp_path, "site", "add", "example.com").returncode == 0
+    with sqlite3.connect(tmp_path / "zeef.sqlite3") as db:
+        db.execute(
+            "INSERT INTO consent_records (consent_id, site_id, created_at, action, choices, "
+            "revision, language, texts_hash, path, gpc) "
+            "SELECT 'c1', id, 1000000000, 'accept', '{}', 1, 'en', 'h', '/', 0 FROM sites"
+        )
+    result = zeef(tmp_path, "audit", "--json")
+    assert result.returncode == 1, result.stdout + result.stderr
+    retention = json.loads(result.stdout)["findings"][3]
+    assert retention["check"] == "retention" and retention["level"] == "fail"
+    assert retention["details"]["overdue"] == {"example.com": {"consent_records": 1}}
+    assert "zeef purge" in retention["message"]
