@@ -34,6 +34,7 @@ def test_clean_install_passes(tmp_path: Path) -> None:
     result = zeef(tmp_path, "audit")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "[PASS] stored_ips" in result.stdout
+    assert "Every row of 1 site(s)" in result.stdout
 
 
 def test_planted_ip_in_table_fails_without_printing_it(tmp_path: Path) -> None:
