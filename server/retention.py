@@ -157,3 +157,12 @@ async def site_retention(storage: Storage, settings: Settings, site: Site) -> Si
         if item.site.id == site.id:
             return item
     raise LookupError(site.domain)
+
+
+async def agreed_period(storage: Storage, settings: Settings, customer_id: int | None) -> Period:
+    """What the operator agreed with a site's customer (or the default): a customer's admin
+    may keep a site's data for less, and only the operator may set more."""
+    row = await storage.customer_retention(customer_id) if customer_id is not None else None
+    if row and row["retention"]:
+        return Period.parse(row["retention"])
+    return settings.retention

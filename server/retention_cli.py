@@ -156,12 +156,7 @@ async def _customer_delete(storage: Storage, args: argparse.Namespace) -> int:
               "all their data, its users and their API keys, for good. Add --yes to do it.",
               file=sys.stderr)  # fmt: skip
         return 2
-    rows = 0
-    for site in owned:
-        rows += sum((await purge.delete_site(storage, site, audit.CLI)).values())
-    users = await storage.delete_customer(customer["id"])
-    await audit.record(storage, audit.CLI, "customer.delete",
-                       f"{customer['name']} ({len(owned)} sites, {users} users)")  # fmt: skip
-    print(f"deleted customer {customer['name']}: {len(owned)} site(s), {rows} rows, "
+    count, rows, users = await purge.delete_customer(storage, customer, audit.CLI)
+    print(f"deleted customer {customer['name']}: {count} site(s), {rows} rows, "
           f"{users} user(s)")  # fmt: skip
     return 0

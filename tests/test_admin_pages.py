@@ -239,6 +239,25 @@ def test_the_operator_walks_every_admin_page(browser: Any, live: Live, screensho
     )
     visit.check()
     visit.shot("admin-customers-error")
+    # Acme's agreement: 13 months; its site then says where its period comes from.
+    visit.open("/customers")
+    page.click("a:has-text('Acme')")
+    page.wait_for_load_state("networkidle")
+    page.fill("#retention", "13m")
+    page.click("text=Save agreement")
+    page.wait_for_url("**?done=customer-saved")
+    assert page.locator("#retention").input_value() == "13m"
+    assert "13 months (agreed with the customer)" in page.locator("table.list").inner_text()
+    visit.check()
+    visit.shot("admin-customer")
+    visit.open(f"/sites/{SITE}/settings")
+    page.fill("#retention-period", "90d")
+    page.click("text=Save period")
+    page.wait_for_url("**?done=retention-saved#retention")
+    assert "90 days (set for this site)" in page.locator("#retention").inner_text()
+    visit.check()
+    page.locator("#retention").scroll_into_view_if_needed()
+    visit.shot("admin-site-retention")
 
     html = visit.open("/audit-log", "admin-audit-log")
     assert "API key created" in html and ">Acme</td>" in html

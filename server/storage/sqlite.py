@@ -235,7 +235,7 @@ WHERE site_id = :site_id AND started >= :start AND started < :end
 
 
 CUSTOMERS = """
-SELECT c.id, c.name, c.created_at, COUNT(s.id) AS sites
+SELECT c.id, c.name, c.created_at, c.retention, COUNT(s.id) AS sites
 FROM customers AS c LEFT JOIN sites AS s ON s.customer_id = c.id
 GROUP BY c.id ORDER BY c.name COLLATE NOCASE
 """
@@ -277,16 +277,6 @@ LATEST_DROPS = """
 SELECT day, reason, count, example FROM drops WHERE site_id = :site_id AND day >= :since
 ORDER BY day DESC, count DESC
 """
-
-# A site is deleted here only while nothing was counted for it: deleting data is retention's
-# (issue 19), with its confirmation and audit.
-SITE_HAS_DATA = """
-SELECT EXISTS (SELECT 1 FROM events WHERE site_id = :site_id)
-    OR EXISTS (SELECT 1 FROM consent_records WHERE site_id = :site_id)
-"""
-SITE_TABLES = ("drops", "consent_configs", "goals", "segments", "rollup_days", "rollups",
-               "rollup_returns", "consented_visitors", "visits", "shares", "mail_runs",
-               "report_subscriptions", "alert_runs", "alert_settings")  # fmt: skip
 
 API_KEYS_OF_CUSTOMER = """
 SELECT k.id, k.owner, k.label, k.prefix, k.created_at, k.last_used_at, k.revoked_at,
@@ -489,22 +479,6 @@ class SQLiteStorage(AccountTables, ShareTables, MailTables, RetentionTables):
 
     async def latest_drops(self, site_id: int, since: str) -> list[dict[str, Any]]:
         return await self._rows(LATEST_DROPS, {"site_id": site_id, "since": since})
-
-    async def delete_empty_site(self, site_id: int) -> bool:
-        """Delete a site and its settings, unless it has events or consent records."""
-
-        async def job(conn: aiosqlite.Connection) -> bool:
-            params = {"site_id": site_id}
-            async with conn.execute(SITE_HAS_DATA, params) as cursor:
-                row = await cursor.fetchone()
-            if row is None or row[0]:
-                return False
-            for table in SITE_TABLES:
-                await conn.execute(f"DELETE FROM {table} WHERE site_id = :site_id", params)
-            await conn.execute("DELETE FROM sites WHERE id = :site_id", params)
-            return True
-
-        return await self.writer.run(job)
 
     async def api_keys_of_customer(self, customer_id: int | None) -> list[dict[str, Any]]:
         """Keys whose owner is a user of the customer; None: every key."""

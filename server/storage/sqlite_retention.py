@@ -156,6 +156,16 @@ class RetentionTables:
             {**changes, "customer_id": customer_id},
         )
 
+    async def customer_retention(self, customer_id: int) -> dict[str, Any] | None:
+        """A customer's own settings: retention, consent_proof (None: the default), and
+        keep_aggregates."""
+        rows = await self._rows(
+            "SELECT id, name, retention, consent_proof, keep_aggregates FROM customers "
+            "WHERE id = :customer_id",
+            {"customer_id": customer_id},
+        )
+        return rows[0] if rows else None
+
     async def claim_purge(self, now: int, by: str) -> int | None:
         """A run's ID, or None while another run (under an hour old) is going."""
 

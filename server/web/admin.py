@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from .. import reports, sites
+from .. import purge, reports, retention, sites
 from ..accounts import apikeys, audit, customers, users
 from ..accounts.permissions import Action, Principal, may
 from ..accounts.sessions import Session
@@ -39,7 +39,12 @@ from .templates import N_, Pages, language
 DONE = {
     "site-added": N_("The site was added. Put the snippet below on its pages."),
     "site-saved": N_("The site's settings were saved."),
-    "site-deleted": N_("The site was deleted."),
+    "site-deleted": N_("The site and all its data were deleted."),
+    "retention-saved": N_("The retention period was saved; the next purge applies it."),
+    "customer-saved": N_("The customer's retention settings were saved."),
+    "customer-deleted": N_(
+        "The customer, its sites with all their data, and its users were deleted."
+    ),
     "role": N_("The role was changed; their sessions have ended."),
     "blocked": N_("The user was blocked; their sessions have ended."),
     "unblocked": N_("The user can log in again."),
@@ -85,6 +90,7 @@ class Admin:
             Route("/", self.home),
             Route("/sites", self.site_list, methods=["GET", "POST"]),
             Route("/sites/{domain}/settings", self.site_settings, methods=["GET", "POST"]),
+            Route("/sites/{domain}/retention", self.site_retention, methods=["POST"]),
             Route("/sites/{domain}/delete", self.site_delete, methods=["POST"]),
             Route("/sites/{domain}/consent-log", self.consent_log),
             Route("/users", self.user_list, methods=["GET", "POST"]),
@@ -94,6 +100,8 @@ class Admin:
             Route("/api-keys/{id:int}", self.key_page),
             Route("/api-keys/{id:int}/revoke", self.key_revoke, methods=["POST"]),
             Route("/customers", self.customer_list, methods=["GET", "POST"]),
+            Route("/customers/{id:int}", self.customer_page, methods=["GET", "POST"]),
+            Route("/customers/{id:int}/delete", self.customer_delete, methods=["POST"]),
             Route("/audit-log", self.audit_page),
             Route("/account", self.account, methods=["GET", "POST"]),
         ]
@@ -314,6 +322,11 @@ class Admin:
         if isinstance(found, Response):
             return found
         site, session = found
+        return await self._site_settings(request, site, session)
+
+    async def _site_settings(
+        self, request: Request, site: Site, session: Session, retention_error: str | None = None
+    ) -> Response:
         _ = self.pages.gettext(request)
         error = None
         if request.method == "POST":
@@ -348,9 +361,63 @@ class Admin:
             "hits": [{**hit, "time": _time(hit["ts"])} for hit in hits],
             "drops": [{**drop, "why": self._why(request, drop)} for drop in drops],
             "consent_log": may(principal, Action.VIEW_CONSENT_LOG, site.customer_id),
+            "retention": await self._retention_facts(site),
+            "retention_error": retention_error,
         }
-        status = 400 if error else 200
+        status = 400 if error or retention_error else 200
         return self._render(request, session, "site_settings.html", context, "/sites", status)
+
+    async def _retention_facts(self, site: Site) -> dict[str, Any]:
+        periods = await retention.site_retention(self.storage, self.settings, site)
+        agreed = await retention.agreed_period(self.storage, self.settings, site.customer_id)
+        own = next(
+            (row["site_retention"] for row in await self.storage.retention_rows()
+             if row["site_id"] == site.id), None,
+        )  # fmt: skip
+        now = int(time.time())
+        kept_from = periods.events_cutoff(now)
+        zone = zoneinfo.ZoneInfo(site.timezone)
+        return {
+            "period": periods.events,
+            "source": periods.events_from,
+            "own": own or "",
+            "agreed": agreed,
+            "kept_from": datetime.fromtimestamp(kept_from, zone).date().isoformat(),
+            "keep_aggregates": periods.keep_aggregates,
+            "consent_proof": periods.consent_proof,
+            "consent_lifetime_days": periods.consent_lifetime_days,
+        }
+
+    async def site_retention(self, request: Request) -> Response:
+        """A site's own period. A customer's admin may keep less than the operator agreed with
+        the customer, never more: what the privacy statement promises is the agreement."""
+        found = await self._site_page(request, Action.MANAGE_SITE)
+        if isinstance(found, Response):
+            return found
+        site, session = found
+        _ = self.pages.gettext(request)
+        text = field(await read_form(request), "retention").strip().lower()
+        period: retention.Period | None = None
+        if text and text != "default":
+            try:
+                period = retention.Period.parse(text)
+            except ValueError:
+                return await self._site_settings(request, site, session, _(
+                    "Give a number and a unit: 90d for days, 6w for weeks, 13m for months or "
+                    "2y for years; or leave it empty for the agreed period."))  # fmt: skip
+            agreed = await retention.agreed_period(self.storage, self.settings, site.customer_id)
+            operator = Principal.of_user(session.user).is_superuser
+            if not operator and period.approx_days() > agreed.approx_days():
+                return await self._site_settings(request, site, session, _(
+                    "At most %(agreed)s: that is the period agreed for your organisation. Ask "
+                    "the operator to change the agreement.") % {"agreed": str(agreed)})  # fmt: skip
+        await self.storage.set_site_retention(site.id, str(period) if period else None)
+        said = f"{site.domain}: {period or 'default'}"
+        await audit.record(self.storage, self._actor(request, session), "site.retention", said,
+                           site.customer_id)  # fmt: skip
+        return RedirectResponse(
+            f"/sites/{site.domain}/settings?done=retention-saved#retention", status_code=303
+        )
 
     def _why(self, request: Request, drop: dict[str, Any]) -> str:
         _ = self.pages.gettext(request)
@@ -371,12 +438,9 @@ class Admin:
             return self.pages.error(
                 request, 400, _("Type the site's domain to confirm that it is to be deleted.")
             )
-        if not await self.storage.delete_empty_site(site.id):
-            return self.pages.error(request, 409, _(
-                "This site has counted visits or consent decisions, so it cannot be deleted "
-                "yet: deleting a site's data comes with retention."))  # fmt: skip
-        await audit.record(self.storage, self._actor(request, session), "site deleted",
-                           site.domain, site.customer_id)  # fmt: skip
+        # Every event, visit, consent record and setting, in batches that let ingest through;
+        # audited as `zeef site delete` is.
+        await purge.delete_site(self.storage, site, self._actor(request, session))
         return RedirectResponse("/sites?done=site-deleted", status_code=303)
 
     async def consent_log(self, request: Request) -> Response:
@@ -595,9 +659,86 @@ class Admin:
                 await audit.record(self.storage, self._actor(request, session),
                                    "customer added", added["name"], added["id"])  # fmt: skip
                 return RedirectResponse("/customers?done=customer-added", status_code=303)
-        context = {"customers": await self.storage.customers(), "error": error}
+        listed = [
+            {**c, "retention": retention.Period.parse(c["retention"]) if c["retention"] else None}
+            for c in await self.storage.customers()
+        ]
+        context = {"customers": listed, "error": error}
         status = 400 if error else 200
         return self._render(request, session, "customers.html", context, "/customers", status)
+
+    async def _customer(self, request: Request) -> dict[str, Any] | None:
+        return await self.storage.customer_retention(request.path_params["id"])
+
+    async def customer_page(self, request: Request) -> Response:
+        """One customer's agreement: how long its sites' data is kept, how long consent is
+        proven, whether aggregates outlive raw events; and deleting the customer."""
+        customer = await self._customer(request)
+        found = await self._gate(request, Action.MANAGE_CUSTOMERS, customer, None)
+        if isinstance(found, Response):
+            return found
+        customer, session = found
+        _ = self.pages.gettext(request)
+        error = None
+        if request.method == "POST":
+            posted = await read_form(request)
+            changes: dict[str, Any] = {}
+            for name in ("retention", "consent_proof"):
+                text = field(posted, name).strip().lower()
+                try:
+                    changes[name] = str(retention.Period.parse(text)) if text else None
+                except ValueError:
+                    error = _(
+                        "Give a number and a unit: 90d for days, 6w for weeks, 13m for months "
+                        "or 2y for years; or leave it empty for the default."
+                    )
+            changes["keep_aggregates"] = int(field(posted, "keep_aggregates") == "on")
+            if error is None:
+                await self.storage.set_customer_retention(customer["id"], **changes)
+                said = ", ".join(f"{k.replace('_', ' ')} {v if v is not None else 'default'}"
+                                 for k, v in changes.items())  # fmt: skip
+                await audit.record(self.storage, self._actor(request, session),
+                                   "customer.retention", f"{customer['name']}: {said}",
+                                   customer["id"])  # fmt: skip
+                return RedirectResponse(
+                    f"/customers/{customer['id']}?done=customer-saved", status_code=303
+                )
+        owned = [s for s in await self.storage.sites() if s.customer_id == customer["id"]]
+        periods = {
+            item.site.id: item
+            for item in await retention.site_retentions(self.storage, self.settings)
+        }
+        context = {
+            "customer": customer,
+            "error": error,
+            "default_retention": self.settings.retention,
+            "default_consent_proof": self.settings.consent_proof,
+            "sites": [
+                {
+                    "domain": s.domain,
+                    "period": periods[s.id].events,
+                    "source": periods[s.id].events_from,
+                }
+                for s in owned
+            ],
+        }
+        status = 400 if error else 200
+        return self._render(request, session, "customer.html", context, "/customers", status)
+
+    async def customer_delete(self, request: Request) -> Response:
+        customer = await self._customer(request)
+        found = await self._gate(request, Action.MANAGE_CUSTOMERS, customer, None)
+        if isinstance(found, Response):
+            return found
+        customer, session = found
+        _ = self.pages.gettext(request)
+        posted = await read_form(request)
+        if field(posted, "confirm").strip() != customer["name"]:
+            return self.pages.error(
+                request, 400, _("Type the customer's name exactly to confirm the deletion.")
+            )
+        await purge.delete_customer(self.storage, customer, self._actor(request, session))
+        return RedirectResponse("/customers?done=customer-deleted", status_code=303)
 
     async def audit_page(self, request: Request) -> Response:
         session = await self.auth.session(request)
