@@ -3,6 +3,7 @@ site, and giving the freed pages back. As a part of SQLiteStorage."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -239,24 +240,38 @@ class RetentionTables:
     async def delete_site_record(self, site_id: int) -> None:
         await self._execute("DELETE FROM sites WHERE id = :site_id", {"site_id": site_id})
 
-    async def reclaim(self) -> dict[str, int]:
-        """Give freed pages back to the file system (incremental vacuum) and fold the WAL into
-        the database, truncating it, so deleted rows are in neither file."""
+    async def reclaim(self, step: int = 0, pause: float = 0.0) -> dict[str, int]:
+        """Give freed pages back to the file system (incremental vacuum, `step` pages per
+        write-lock hold, 0: all at once) and fold the WAL into the database, truncating it,
+        so deleted rows are in neither file."""
 
-        async def job(conn: aiosqlite.Connection) -> dict[str, int]:
+        async def pages(conn: aiosqlite.Connection) -> tuple[int, int]:
             async with conn.execute("PRAGMA auto_vacuum") as cursor:
                 mode = (await cursor.fetchone() or (0,))[0]
             async with conn.execute("PRAGMA freelist_count") as cursor:
                 free = (await cursor.fetchone() or (0,))[0]
-            if mode == 2 and free:
-                # Through executescript: the sqlite3 module steps a PRAGMA once, and this
-                # one frees a page per step (one page of the whole freelist, seen in a test).
-                await conn.executescript("PRAGMA incremental_vacuum;")
+            return int(mode), int(free)
+
+        async def vacuum_step(conn: aiosqlite.Connection) -> None:
+            # Through executescript: the sqlite3 module steps a PRAGMA once, and this one
+            # frees a page per step (one page of the whole freelist, seen in a test).
+            await conn.executescript(f"PRAGMA incremental_vacuum({int(step)});")
+
+        async def checkpoint(conn: aiosqlite.Connection) -> int:
             async with conn.execute("PRAGMA wal_checkpoint(TRUNCATE)") as cursor:
                 busy, _, _ = await cursor.fetchone() or (1, 0, 0)
-            return {"auto_vacuum": int(mode), "freed_pages": int(free), "checkpoint_busy": busy}
+            return int(busy)
 
-        return await self.writer.run(job, transaction=False)
+        mode, freed = await self.writer.run(pages, transaction=False)
+        left = freed
+        while mode == 2 and left:
+            await self.writer.run(vacuum_step, transaction=False)
+            before, (_, left) = left, await self.writer.run(pages, transaction=False)
+            if left >= before:
+                break  # nothing more can be returned (another writer's pages, say)
+            await asyncio.sleep(pause)
+        busy = await self.writer.run(checkpoint, transaction=False)
+        return {"auto_vacuum": mode, "freed_pages": freed, "checkpoint_busy": busy}
 
     async def vacuum(self) -> int:
         """Rewrite the whole file with incremental auto-vacuum on (older files were made
