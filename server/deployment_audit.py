@@ -373,6 +373,15 @@ def check_https(settings: Settings, tls: tuple[Path, Path] | None) -> Finding:
                 "it mails, over plain HTTP. Set it to the https:// address the proxy serves.",
                 details,
             )
+        if _local(url):
+            # docker/compose.yaml sets the proxy's address even when no proxy runs.
+            return Finding(
+                "https",
+                "warn",
+                f"A trusted proxy is set ({', '.join(proxies)}), but ZEEF_PUBLIC_URL is {url}: "
+                "set it to the https:// address the proxy serves.",
+                details,
+            )
         return Finding(
             "https",
             "pass",

@@ -230,6 +230,9 @@ async def test_https(zeef: Zeef, tmp_path: Path) -> None:
     proxy = (ipaddress.ip_network("172.30.80.10/32"),)
     proxied = await audited(replace(public, trusted_proxies=proxy), storage, "https")
     assert proxied.level == "pass" and "trusted proxy (172.30.80.10/32)" in proxied.message
+    # As docker/compose.yaml without its Caddy: a proxy address, but no public address.
+    unproxied = await audited(replace(base, trusted_proxies=proxy), storage, "https")
+    assert unproxied.level == "warn" and "ZEEF_PUBLIC_URL is http://localhost" in unproxied.message
     proxied_plain = replace(public, trusted_proxies=proxy, public_url="http://stats.example.com")
     assert (await audited(proxied_plain, storage, "https")).level == "fail"
     certfile, keyfile = self_signed(tmp_path)
