@@ -56,7 +56,13 @@ def add_commands(commands: Any, settings_command: Callable[..., Any]) -> None:
             return _cannot(
                 f"no database at {settings.database}; point ZEEF_DATABASE at the server's"
             )
-        status: int = audited(settings, args)
+        try:
+            status: int = audited(settings, args)
+        except Exception as exc:
+            # Opening the database failed (not a database, locked, unreadable): the audit's
+            # failure, which must not read as a broken promise (exit 1, as a traceback would).
+            return _cannot(deployment_audit.masked(f"{exc.__class__.__name__}: {exc}",
+                                                   settings.ip_mask_bytes))  # fmt: skip
         return status
 
     audit.set_defaults(run=run)

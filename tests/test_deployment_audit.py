@@ -74,6 +74,10 @@ def test_the_tools_own_errors_exit_2(tmp_path: Path) -> None:
     assert half.returncode == 2 and "go together" in half.stderr
     missing = zeef(tmp_path, "audit", "--logs", str(tmp_path / "no-such.log"))
     assert missing.returncode == 2 and "no-such.log" in missing.stderr
+    (tmp_path / "zeef.sqlite3").write_bytes(b"not a database " * 100)
+    broken = zeef(tmp_path, "audit")
+    assert broken.returncode == 2, broken.stderr
+    assert "the audit could not run: DatabaseError: file is not a database" in broken.stderr
 
 
 def test_tool_error_messages_mask_addresses() -> None:
