@@ -7,8 +7,10 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
+from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +84,7 @@ async def _audit(settings: Settings, storage: Storage, args: argparse.Namespace)
         findings = await deployment_audit.run(
             settings, storage, [Path(p) for p in args.logs], tls=tls, now=now
         )
-        facts = deployment_audit.deployment(settings, now, len(await storage.sites()))
+        facts = deployment(settings, now, len(await storage.sites()))
     except Exception as exc:
         # Any failure to read is the tool's, not a finding. Its message could quote a stored
         # value: addresses in it are masked as the report masks them.
@@ -97,5 +99,48 @@ async def _audit(settings: Settings, storage: Storage, args: argparse.Namespace)
         }
         print(json.dumps(report, indent=2))
     else:
-        print(deployment_audit.text_report(facts, findings))
+        print(text_report(facts, findings))
     return status
+
+
+def deployment(settings: Settings, now: int, sites: int) -> dict[str, object]:
+    """The facts at the head of the report."""
+    try:
+        version = metadata.version("zeef")
+    except metadata.PackageNotFoundError:
+        version = "unknown (not installed)"
+    return {
+        "version": version,
+        "date": datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds"),
+        "database": str(Path(settings.database).resolve()),
+        "data_location": settings.data_location,
+        "public_url": settings.public_url,
+        "sites": sites,
+    }
+
+
+def text_report(facts: dict[str, object], findings: Sequence[deployment_audit.Finding]) -> str:
+    """The report as a DPO files it: the deployment's facts, a line per check, the verdict."""
+    location = facts["data_location"] or (
+        "not set (ZEEF_DATA_LOCATION): the privacy statement cannot say where"
+    )
+    lines = [
+        "Zeef deployment audit",
+        f"Version:        {facts['version']}",
+        f"Date:           {facts['date']}",
+        f"Database:       {facts['database']}",
+        f"Data location:  {location}",
+        f"Public URL:     {facts['public_url']}",
+        f"Sites:          {facts['sites']}",
+        "",
+    ]
+    lines += [f"[{f.level.upper():4}] {f.check}: {f.message}" for f in findings]
+    broken = [f.check for f in findings if f.level == "fail"]
+    warned = [f.check for f in findings if f.level == "warn"]
+    if broken:
+        verdict = f"{len(broken)} promise(s) broken: {', '.join(broken)}"
+    else:
+        verdict = "no promise broken"
+    if warned:
+        verdict += f"; {len(warned)} warning(s): {', '.join(warned)}"
+    return "\n".join([*lines, "", "Result: " + verdict])

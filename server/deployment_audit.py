@@ -18,7 +18,6 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -554,22 +553,6 @@ def _date(moment: int) -> str:
     return datetime.fromtimestamp(moment, UTC).date().isoformat()
 
 
-def deployment(settings: Settings, now: int, sites: int) -> dict[str, object]:
-    """The facts at the head of the report."""
-    try:
-        version = metadata.version("zeef")
-    except metadata.PackageNotFoundError:
-        version = "unknown (not installed)"
-    return {
-        "version": version,
-        "date": _stamp(now),
-        "database": str(Path(settings.database).resolve()),
-        "data_location": settings.data_location,
-        "public_url": settings.public_url,
-        "sites": sites,
-    }
-
-
 async def run(
     settings: Settings,
     storage: Storage,
@@ -595,30 +578,3 @@ async def run(
 def exit_status(findings: Sequence[Finding]) -> int:
     """1 when any promise is broken (a fail), else 0; warnings do not change it."""
     return 1 if any(f.level == "fail" for f in findings) else 0
-
-
-def text_report(facts: dict[str, object], findings: Sequence[Finding]) -> str:
-    """The report as a DPO files it: the deployment's facts, a line per check, the verdict."""
-    location = facts["data_location"] or (
-        "not set (ZEEF_DATA_LOCATION): the privacy statement cannot say where"
-    )
-    lines = [
-        "Zeef deployment audit",
-        f"Version:        {facts['version']}",
-        f"Date:           {facts['date']}",
-        f"Database:       {facts['database']}",
-        f"Data location:  {location}",
-        f"Public URL:     {facts['public_url']}",
-        f"Sites:          {facts['sites']}",
-        "",
-    ]
-    lines += [f"[{f.level.upper():4}] {f.check}: {f.message}" for f in findings]
-    broken = [f.check for f in findings if f.level == "fail"]
-    warned = [f.check for f in findings if f.level == "warn"]
-    if broken:
-        verdict = f"{len(broken)} promise(s) broken: {', '.join(broken)}"
-    else:
-        verdict = "no promise broken"
-    if warned:
-        verdict += f"; {len(warned)} warning(s): {', '.join(warned)}"
-    return "\n".join([*lines, "", "Result: " + verdict])
