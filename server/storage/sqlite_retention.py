@@ -182,6 +182,15 @@ class RetentionTables:
             {"now": now, "deleted": deleted, "id": run_id},
         )
 
+    async def last_purge(self) -> dict[str, Any] | None:
+        """The latest finished purge run (`zeef audit`: did the purge run lately?)."""
+        rows = await self._rows(
+            "SELECT * FROM purge_runs WHERE finished_at IS NOT NULL "
+            "ORDER BY finished_at DESC, id DESC LIMIT 1",
+            {},
+        )
+        return rows[0] if rows else None
+
     async def site_purged(self, site_id: int) -> dict[str, Any] | None:
         rows = await self._rows("SELECT * FROM site_purges WHERE site_id = :s", {"s": site_id})
         return rows[0] if rows else None
