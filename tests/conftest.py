@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import sqlite3
+import subprocess
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -263,3 +264,15 @@ def no_connection_left_open() -> Iterator[None]:
     while (left := _database_threads() - before) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert not left, f"{len(left)} database connection(s) left open"
+
+
+def stored_bytes(database: Path) -> bytes:
+    """The database file and its WAL as they are on disk, read by another process: closing a
+    descriptor of a SQLite file in a process that has it open drops that process's locks
+    (sqlite.org/howtocorrupt.html, 2.2), and the app's readers then missed later writes."""
+    files = [database, database.with_name(database.name + "-wal")]
+    return b"".join(
+        subprocess.run(["cat", str(f)], capture_output=True, check=True).stdout
+        for f in files
+        if f.exists()
+    )

@@ -17,7 +17,7 @@ from server.accounts.customers import add_customer
 from server.config import Settings
 from server.sharing import shares
 
-from .conftest import Clock, Zeef, start
+from .conftest import Clock, Zeef, start, stored_bytes
 
 PASSWORD = "correct horse battery staple"
 VISITOR = "81.2.69.142"  # the browser's address, as the trusted proxy (10.0.0.1) forwards it
@@ -299,10 +299,7 @@ async def test_logins_and_failures_are_audited_with_truncated_addresses(
         ("login failed", "ann@acme.example", "81.2.0.0"),
         ("login", "ann@acme.example", "81.2.0.0"),
     ]
-    raw = (
-        Path(zeef.settings.database).read_bytes()
-        + Path(str(zeef.settings.database) + "-wal").read_bytes()
-    )
+    raw = stored_bytes(Path(zeef.settings.database))
     assert VISITOR.encode() not in raw and PASSWORD.encode() not in raw
     with sqlite3.connect(zeef.settings.database) as db:
         assert db.execute("SELECT COUNT(*) FROM login_failures").fetchone() == (0,)

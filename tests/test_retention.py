@@ -13,7 +13,7 @@ from typing import Any
 
 from server.config import Settings
 
-from .conftest import Clock, Zeef, pageview, start
+from .conftest import Clock, Zeef, pageview, start, stored_bytes
 from .test_cli import zeef as cli
 from .test_consent import record
 from .test_rollups import draw_hits
@@ -283,9 +283,7 @@ async def test_deleted_rows_are_not_in_the_file_or_its_wal(settings: Settings) -
 
 
 def _file_bytes(database: Path) -> bytes:
-    data = database.read_bytes()
-    wal = database.with_name(database.name + "-wal")
-    return data + (wal.read_bytes() if wal.exists() else b"")
+    return stored_bytes(database)
 
 
 async def test_one_purge_at_a_time_across_workers(settings: Settings) -> None:
