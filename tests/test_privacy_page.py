@@ -108,7 +108,8 @@ async def test_json_keys_and_headers(zeef: Zeef) -> None:
     assert data["full_ip_stored"] is False and data["cookieless_linkable"] is False
     assert (data["ip_mask_bytes"], data["ipv6_prefix_bits"]) == (2, 48)
     assert data["third_parties"] == [] and data["active_share_links"] == 0
-    assert data["my_data_url"] == "/privacy/example.com/my-data"
+    # Absolute, at the public URL: a site rendering the JSON links to Zeef, not to itself.
+    assert data["my_data_url"] == "http://localhost:8000/privacy/example.com/my-data"
     assert data["rights"] == ["access", "correction", "erasure", "portability", "withdrawal"]
     assert data["retention"] == {
         "events": "25m", "events_days": 775, "consent_proof": "3y", "consent_proof_days": 1098,
@@ -288,8 +289,8 @@ async def test_embedded_page_has_no_header_and_opens_links_in_a_new_tab(zeef: Ze
     plain = (await zeef.client.get("/privacy/example.com")).text
     framed = (await zeef.client.get("/privacy/example.com?embed=true")).text
     assert 'class="site-header"' in plain and 'class="site-header"' not in framed
-    assert '<a href="/privacy/example.com/my-data">' in plain
-    assert '<a href="/privacy/example.com/my-data" target="_blank" rel="noopener">' in framed
+    link = '<a href="http://localhost:8000/privacy/example.com/my-data"'
+    assert f"{link}>" in plain and f'{link} target="_blank" rel="noopener">' in framed
     # The wordmark links nowhere: a visitor has no business on the admin's login page.
     assert '<a class="wordmark"' not in plain
 

@@ -137,7 +137,8 @@ class PrivacyPage:
             "consent_lifetime_days": config.lifetime_days,
             "cookies": cookies,
             "rights": list(RIGHTS),
-            "my_data_url": f"/privacy/{site.domain}/my-data",
+            # Absolute: a site that renders the JSON on its own origin links to us, not itself.
+            "my_data_url": f"{self.settings.public_url}/privacy/{site.domain}/my-data",
         }
         return facts, banner["texts"]
 
