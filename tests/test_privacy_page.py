@@ -45,9 +45,9 @@ KEPT = {
 NINETY_DAYS = {"en": "90 days", "nl": "90 dagen", "es": "90 días"}
 TWENTY_FIVE_MONTHS = {"en": "25 months", "nl": "25 maanden", "es": "25 meses"}
 SHARED_ONCE = {
-    "en": "through 1 active share link that",
-    "nl": "gedeeld via 1 actieve deellink die",
-    "es": "mediante 1 enlace activo que",
+    "en": "through 1 active share link: a read-only link",
+    "nl": "gedeeld via 1 actieve deellink: een link",
+    "es": "mediante 1 enlace activo: un enlace",
 }
 NOT_SHARED = {
     "en": "not shared through any share link",

@@ -91,7 +91,7 @@ def test_the_statement_reads_well_in_dutch(browser: Any, live: str, screenshots:
         assert "worden eerst de laatste 2 van de 4 bytes verwijderd" in text
         assert "Een volledig IP-adres wordt nooit opgeslagen." in text
         assert "De statistieken worden opgeslagen op: onze eigen servers in Nederland." in text
-        assert "gedeeld via 1 actieve deellink" in text and "Accountant" not in text
+        assert "gedeeld via 1 actieve deellink:" in text and "Accountant" not in text
         assert "Bakkerij Voorbeeld B.V., privacy@bakkerij.example" in text
         rows = page.eval_on_selector_all(
             ".cookie-table tbody tr",
