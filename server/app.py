@@ -40,6 +40,7 @@ from .web.consent_settings import ConsentSettings
 from .web.dashboard import Dashboard
 from .web.export import Export
 from .web.login import Login
+from .web.privacy_page import PrivacyPage
 from .web.share import SharePages
 from .web.share_admin import ShareAdmin
 from .web.templates import Pages
@@ -167,6 +168,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             *share_pages.routes(),
             *ConsentSettings(storage, auth, pages, settings).routes(),
             *ShareAdmin(storage, auth, pages, settings).routes(),
+            *PrivacyPage(storage, pages, settings).routes(),
             *unsubscribe.routes(),
             pages.static_route(),
         ],

@@ -113,50 +113,51 @@ class SiteRetention:
 
 async def site_retentions(storage: Storage, settings: Settings) -> list[SiteRetention]:
     """Every site's periods, as the purge applies them now."""
-    from .consent import DEFAULT_LIFETIME_DAYS, ConsentConfig
-
     rows = {row["site_id"]: row for row in await storage.retention_rows()}
-    resolved = []
-    for site in await storage.sites():
-        row = rows.get(site.id, {})
-        if row.get("site_retention"):
-            events, source = Period.parse(row["site_retention"]), "site"
-        elif row.get("customer_retention"):
-            events, source = Period.parse(row["customer_retention"]), "customer"
-        else:
-            events, source = settings.retention, "default"
-        proof = (
-            Period.parse(row["consent_proof"]) if row.get("consent_proof") else None
-        ) or settings.consent_proof
-        lifetime = DEFAULT_LIFETIME_DAYS
-        stored = await storage.consent_config(site.id)
-        if stored is not None:
-            try:
-                lifetime = ConsentConfig.from_json(stored).lifetime_days
-            except ValueError:
-                # A banner Zeef cannot read keeps the longest lifetime it could have had.
-                from .consent import MAX_LIFETIME_DAYS
-
-                lifetime = MAX_LIFETIME_DAYS
-        resolved.append(
-            SiteRetention(
-                site=site,
-                customer=row.get("customer"),
-                events=events,
-                events_from=source,  # type: ignore[arg-type]
-                consent_proof=proof,
-                consent_lifetime_days=lifetime,
-                keep_aggregates=bool(row.get("keep_aggregates")),
-            )
-        )
-    return resolved
+    return [
+        await _resolve(storage, settings, site, rows.get(site.id, {}))
+        for site in await storage.sites()
+    ]
 
 
 async def site_retention(storage: Storage, settings: Settings, site: Site) -> SiteRetention:
-    for item in await site_retentions(storage, settings):
-        if item.site.id == site.id:
-            return item
-    raise LookupError(site.domain)
+    """One site's periods: its own banner only (the privacy page asks per request, and reading
+    every site's banner took 240 ms with 1,000 sites)."""
+    rows = {row["site_id"]: row for row in await storage.retention_rows()}
+    return await _resolve(storage, settings, site, rows.get(site.id, {}))
+
+
+async def _resolve(
+    storage: Storage, settings: Settings, site: Site, row: dict[str, Any]
+) -> SiteRetention:
+    from .consent import DEFAULT_LIFETIME_DAYS, MAX_LIFETIME_DAYS, ConsentConfig
+
+    if row.get("site_retention"):
+        events, source = Period.parse(row["site_retention"]), "site"
+    elif row.get("customer_retention"):
+        events, source = Period.parse(row["customer_retention"]), "customer"
+    else:
+        events, source = settings.retention, "default"
+    proof = (
+        Period.parse(row["consent_proof"]) if row.get("consent_proof") else None
+    ) or settings.consent_proof
+    lifetime = DEFAULT_LIFETIME_DAYS
+    stored = await storage.consent_config(site.id)
+    if stored is not None:
+        try:
+            lifetime = ConsentConfig.from_json(stored).lifetime_days
+        except ValueError:
+            # A banner Zeef cannot read keeps the longest lifetime it could have had.
+            lifetime = MAX_LIFETIME_DAYS
+    return SiteRetention(
+        site=site,
+        customer=row.get("customer"),
+        events=events,
+        events_from=source,  # type: ignore[arg-type]
+        consent_proof=proof,
+        consent_lifetime_days=lifetime,
+        keep_aggregates=bool(row.get("keep_aggregates")),
+    )
 
 
 async def agreed_period(storage: Storage, settings: Settings, customer_id: int | None) -> Period:
