@@ -34,6 +34,8 @@ class WriterStatus:
     # Seconds the job now running has taken, 0 when idle.
     busy_for: float
     done: int
+    # Seconds the last finished job held the write lock: what a job queued behind it waited.
+    last_job: float = 0.0
 
 
 class Writer:
@@ -44,6 +46,7 @@ class Writer:
         self._task: asyncio.Task[None] | None = None
         self._started: float | None = None
         self._done = 0
+        self._last_job = 0.0
 
     async def run(self, job: Job[T], transaction: bool = True) -> T:
         """Run `job` in a transaction of its own (BEGIN IMMEDIATE ... COMMIT), after the jobs
@@ -66,6 +69,7 @@ class Writer:
             queued=self._queue.qsize() if self._queue is not None else 0,
             busy_for=time.monotonic() - started if started is not None else 0.0,
             done=self._done,
+            last_job=self._last_job,
         )
 
     async def close(self) -> None:
@@ -97,6 +101,7 @@ class Writer:
                 if not future.done():
                     future.set_result(result)
             finally:
+                self._last_job = time.monotonic() - self._started
                 self._started = None
                 self._done += 1
             # Let go of the job before waiting for the next one: its closure holds a whole
