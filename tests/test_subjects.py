@@ -217,3 +217,142 @@ def test_unknown_site_and_csv_without_out(tmp_path: Path) -> None:
     csv_out = cli(tmp_path, "subject", "export", "--site", "shop.example", "--visitor", ANN,
                   "--format", "csv")  # fmt: skip
     assert csv_out.returncode == 2 and "--out" in csv_out.stderr
+
+
+# -- the visitor's own page: /privacy/DOMAIN/my-data --------------------------------------------
+
+MY_DATA = "/privacy/example.com/my-data"
+JSON = {"content-type": "application/json"}
+
+
+@pytest.fixture
+async def visited(zeef: Zeef, clock: Clock) -> tuple[Zeef, str]:
+    """Ann (consented) on example.com, Bob too, and a cookieless visitor; Ann's consent ID."""
+    await zeef.settled()
+    consent_id = str(uuid.uuid4())
+    await _visit(zeef, clock, "example.com", ANN, ["/", "/boots"])
+    await _visit(zeef, clock, "example.com", BOB, ["/"])
+    assert (await zeef.send(pageview())).is_success
+    await _consent(zeef, "example.com", consent_id)
+    await zeef.flush()
+    return zeef, consent_id
+
+
+async def _ask(app: Zeef, action: str, body: Any, **headers: str) -> Any:
+    return await app.client.post(
+        f"{MY_DATA}/{action}", content=json.dumps(body), headers={**JSON, **headers}
+    )
+
+
+async def test_the_page_is_served_with_its_script(zeef: Zeef) -> None:
+    page = await zeef.client.get(MY_DATA, params={"lang": "nl"})
+    assert page.status_code == 200
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert page.headers["cache-control"] == "no-store"
+    assert page.headers["content-language"] == "nl"
+    assert "/static/my_data.js?v=" in page.text and "<script>" not in page.text
+    assert 'data-base="/privacy/example.com/my-data"' in page.text
+    script = await zeef.client.get("/static/my_data.js")
+    assert script.status_code == 200 and "location.hash" in script.text
+    assert (await zeef.client.get("/privacy/nobody.example/my-data")).status_code == 404
+    assert (await zeef.client.get("/privacy/%00/my-data")).status_code == 404
+
+
+async def test_summary_export_and_erase(visited: tuple[Zeef, str]) -> None:
+    app, consent_id = visited
+    ids = {"visitor": ANN, "consent": consent_id}
+    summary = (await _ask(app, "summary", ids)).json()
+    assert summary["counts"] == {
+        "events": 2, "visits": 1, "consented_visitors": 1, "consent_records": 1,
+    }  # fmt: skip
+    assert summary["first_visit"] == "2026-03-14T10:00:00+00:00"
+    assert summary["consent"] == {"necessary": True, "analytics": True}
+    export = await _ask(app, "export", ids)
+    assert export.status_code == 200
+    assert "attachment" in export.headers["content-disposition"]
+    document = export.json()
+    assert [e["path"] for e in document["tables"]["events"]] == ["/", "/boots"]
+    assert document["consent_id"] == consent_id
+    erased = await _ask(app, "erase", ids)
+    assert erased.status_code == 200, erased.text
+    assert erased.json()["erased"]["events"] == 2
+    after = (await _ask(app, "summary", ids)).json()["counts"]
+    # The proof of consent stays; Bob's and the cookieless rows too.
+    assert after == {"events": 0, "visits": 0, "consented_visitors": 0, "consent_records": 1}
+    assert len(app.rows()) == 2
+    audit = app.rows("SELECT actor, action, object FROM audit_log WHERE action LIKE 'subject.%'")
+    assert [(a["actor"], a["action"]) for a in audit] == [
+        ("visitor", "subject.export"), ("visitor", "subject.erase"),
+    ]  # fmt: skip
+    assert all(ANN not in a["object"] and consent_id not in a["object"] for a in audit)
+
+
+async def test_withdraw_records_it_and_erases(visited: tuple[Zeef, str]) -> None:
+    app, consent_id = visited
+    answer = await app.client.post(
+        f"{MY_DATA}/withdraw?lang=es",
+        content=json.dumps({"visitor": ANN, "consent": consent_id}),
+        headers=JSON,
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["withdrawn"] is True and answer.json()["erased"]["events"] == 2
+    records = app.rows("SELECT action, choices, language, path FROM consent_records "
+                       "ORDER BY id")  # fmt: skip
+    assert [r["action"] for r in records] == ["accept_all", "withdraw"]
+    assert json.loads(records[1]["choices"]) == {"necessary": True, "analytics": False}
+    assert (records[1]["language"], records[1]["path"]) == ("es", MY_DATA)
+    assert app.rows("SELECT * FROM events WHERE consented = 1 AND path = '/boots'") == []
+    no_consent = await _ask(app, "withdraw", {"visitor": ANN})
+    assert no_consent.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status"),
+    [
+        ({"visitor": ANN}, {"content-type": "text/plain"}, 415),
+        ({"visitor": ANN}, {"content-type": "application/x-www-form-urlencoded"}, 415),
+        ({"visitor": ANN}, {"sec-fetch-site": "cross-site"}, 403),
+        ({"visitor": "short"}, {}, 400),
+        ({"visitor": ANN, "extra": 1}, {}, 400),
+        ({"visitor": 12345678901234567890}, {}, 400),
+        ({}, {}, 400),
+        ([ANN], {}, 400),
+        ({"consent": "not-a-uuid"}, {}, 400),
+        ({"visitor": ANN, "pad": "x" * 2000}, {}, 413),
+    ],
+    ids=[
+        "text-plain",
+        "form",
+        "cross-site",
+        "short-id",
+        "extra-key",
+        "number",
+        "empty",
+        "list",
+        "bad-consent",
+        "too-large",
+    ],
+)
+async def test_bad_requests_get_a_clear_4xx(
+    visited: tuple[Zeef, str], body: Any, headers: dict[str, str], status: int
+) -> None:
+    app, _ = visited
+    answer = await _ask(app, "summary", body, **headers)
+    assert answer.status_code == status, answer.text
+    assert "error" in answer.json()
+    assert len(app.rows()) == 4  # nothing erased by a refused request
+
+
+async def test_not_json_unknown_action_and_site(zeef: Zeef) -> None:
+    bad = await zeef.client.post(f"{MY_DATA}/summary", content=b"{nope", headers=JSON)
+    assert bad.status_code == 400
+    unknown = await zeef.client.post(f"{MY_DATA}/delete-all", json={"visitor": ANN})
+    assert unknown.status_code == 404
+    other = await zeef.client.post("/privacy/nobody.example/my-data/summary",
+                                   json={"visitor": ANN})  # fmt: skip
+    assert other.status_code == 404
+
+
+async def test_requests_are_rate_limited(zeef: Zeef) -> None:
+    answers = [(await _ask(zeef, "summary", {"visitor": ANN})).status_code for _ in range(32)]
+    assert answers[:30] == [200] * 30 and answers[30:] == [429, 429]

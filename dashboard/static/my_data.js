@@ -1,0 +1,125 @@
+// The visitor's own data page (dashboard/templates/my_data.html, server/web/my_data.py).
+// Reads the IDs from the fragment (#v=VISITOR&c=CONSENT&r=RETURN, made by consent.js's
+// zeefConsent.myDataUrl()) and POSTs them as JSON to this page's endpoints. No cookie, no
+// storage: the IDs live in this page's address and memory only.
+;(function () {
+  'use strict'
+  const root = document.getElementById('my-data')
+  if (!root) return
+  const $ = (id) => document.getElementById(id)
+  const fragment = new URLSearchParams(location.hash.slice(1))
+  const ids = { visitor: fragment.get('v') || null, consent: fragment.get('c') || null }
+  const site = root.dataset.site
+  const status = $('status')
+
+  function say(text, kind) {
+    status.textContent = text
+    status.className = 'message message-' + (kind || 'info')
+    status.hidden = !text
+  }
+
+  function post(action) {
+    return fetch(root.dataset.base + '/' + action + location.search, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(ids),
+      credentials: 'omit',
+      cache: 'no-store',
+    }).then((response) => {
+      if (!response.ok) throw new Error(String(response.status))
+      return response
+    })
+  }
+
+  // Back to the page the visitor came from, if it is on the site (or a subdomain of it);
+  // else the site's home page. The banner there reads #zeef-withdrawn.
+  function returnUrl() {
+    try {
+      const back = new URL(fragment.get('r') || '')
+      const host = back.hostname
+      if (/^https?:$/.test(back.protocol) && (host == site || host.endsWith('.' + site)))
+        return back.origin + back.pathname + '#zeef-withdrawn'
+    } catch (e) {}
+    return 'https://' + site + '/#zeef-withdrawn'
+  }
+
+  function show(summary) {
+    const counts = summary.counts
+    $('count-events').textContent = counts.events
+    $('count-visits').textContent = counts.visits
+    $('count-consent').textContent = counts.consent_records
+    $('span').hidden = !summary.first_visit
+    if (summary.first_visit) {
+      $('first-visit').textContent = new Date(summary.first_visit).toLocaleString()
+      $('last-visit').textContent = new Date(summary.last_visit).toLocaleString()
+    }
+    $('erase').disabled = !ids.visitor || !(counts.events || counts.visits)
+    $('withdraw').disabled = !ids.consent
+    $('found').hidden = false
+  }
+
+  function refresh() {
+    return post('summary')
+      .then((response) => response.json())
+      .then(show)
+  }
+
+  function failed() {
+    say(root.dataset.failed, 'error')
+  }
+
+  if (!ids.visitor && !ids.consent) {
+    $('no-id').hidden = false
+    return
+  }
+  say(root.dataset.loading)
+  refresh()
+    .then(() => say(''))
+    .catch(failed)
+
+  $('download').addEventListener('click', () => {
+    post('export')
+      .then((response) => response.blob())
+      .then((blob) => {
+        const link = document.createElement('a')
+        link.href = URL.createObjectURL(blob)
+        link.download = 'zeef-data-' + site + '.json'
+        document.body.append(link)
+        link.click()
+        link.remove()
+        setTimeout(() => URL.revokeObjectURL(link.href), 10000)
+        say(root.dataset.downloaded, 'success')
+      })
+      .catch(failed)
+  })
+
+  function confirming(panel, open) {
+    $(panel).hidden = !open
+    if (open) $(panel).querySelector('button').focus()
+  }
+
+  $('erase').addEventListener('click', () => confirming('confirm', true))
+  $('cancel').addEventListener('click', () => confirming('confirm', false))
+  $('confirm-erase').addEventListener('click', () => {
+    confirming('confirm', false)
+    post('erase')
+      .then(refresh)
+      .then(() => say(root.dataset.erased, 'success'))
+      .catch(failed)
+  })
+
+  $('withdraw').addEventListener('click', () => confirming('confirm-withdraw', true))
+  $('cancel-withdraw').addEventListener('click', () => confirming('confirm-withdraw', false))
+  $('confirm-withdraw-yes').addEventListener('click', () => {
+    confirming('confirm-withdraw', false)
+    post('withdraw')
+      .then(refresh)
+      .then(() => {
+        say(root.dataset.withdrawn, 'success')
+        $('return-link').href = returnUrl()
+        $('return').hidden = false
+        $('withdraw').disabled = true
+      })
+      .catch(failed)
+  })
+})()
