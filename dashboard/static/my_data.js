@@ -12,10 +12,12 @@
   const site = root.dataset.site
   const status = $('status')
 
-  function say(text, kind) {
-    status.textContent = text
-    status.className = 'message message-' + (kind || 'info')
-    status.hidden = !text
+  // In the card the buttons are in, or (before it shows) in the first one.
+  function say(text, kind, where) {
+    const place = where || status
+    place.textContent = text
+    place.className = 'message message-' + (kind || 'info')
+    place.hidden = !text
   }
 
   function post(action) {
@@ -48,13 +50,16 @@
     $('count-events').textContent = counts.events
     $('count-visits').textContent = counts.visits
     $('count-consent').textContent = counts.consent_records
-    $('span').hidden = !summary.first_visit
+    document.querySelectorAll('.span').forEach((node) => (node.hidden = !summary.first_visit))
     if (summary.first_visit) {
       $('first-visit').textContent = new Date(summary.first_visit).toLocaleString()
       $('last-visit').textContent = new Date(summary.last_visit).toLocaleString()
     }
-    $('erase').disabled = !ids.visitor || !(counts.events || counts.visits)
-    $('withdraw').disabled = !ids.consent
+    // Only what applies: nothing left to erase, or no consent in force to withdraw.
+    $('erase').hidden = !ids.visitor || !(counts.events || counts.visits)
+    const given = summary.consent || {}
+    $('withdraw').hidden =
+      !ids.consent || !Object.keys(given).some((category) => category != 'necessary' && given[category])
     $('found').hidden = false
   }
 
@@ -72,10 +77,11 @@
     $('no-id').hidden = false
     return
   }
-  say(root.dataset.loading)
+  const loading = $('loading')
+  say(root.dataset.loading, 'info', loading)
   refresh()
-    .then(() => say(''))
-    .catch(failed)
+    .then(() => say('', 'info', loading))
+    .catch(() => say(root.dataset.failed, 'error', loading))
 
   $('download').addEventListener('click', () => {
     post('export')
@@ -95,7 +101,10 @@
 
   function confirming(panel, open) {
     $(panel).hidden = !open
-    if (open) $(panel).querySelector('button').focus()
+    if (open) {
+      say('')
+      $(panel).querySelector('button').focus()
+    }
   }
 
   $('erase').addEventListener('click', () => confirming('confirm', true))
@@ -118,7 +127,6 @@
         say(root.dataset.withdrawn, 'success')
         $('return-link').href = returnUrl()
         $('return').hidden = false
-        $('withdraw').disabled = true
       })
       .catch(failed)
   })
