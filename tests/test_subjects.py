@@ -356,3 +356,16 @@ async def test_not_json_unknown_action_and_site(zeef: Zeef) -> None:
 async def test_requests_are_rate_limited(zeef: Zeef) -> None:
     answers = [(await _ask(zeef, "summary", {"visitor": ANN})).status_code for _ in range(32)]
     assert answers[:30] == [200] * 30 and answers[30:] == [429, 429]
+
+
+@pytest.mark.parametrize(
+    ("lang", "heading"),
+    [("en", "Your data on example.com"), ("nl", "Uw gegevens op example.com"),
+     ("es", "Sus datos en example.com")],
+    ids=["en", "nl", "es"],
+)  # fmt: skip
+async def test_the_page_speaks_three_languages(zeef: Zeef, lang: str, heading: str) -> None:
+    page = await zeef.client.get(MY_DATA, params={"lang": lang})
+    assert heading in page.text
+    negotiated = await zeef.client.get(MY_DATA, headers={"accept-language": f"{lang};q=0.9"})
+    assert heading in negotiated.text
