@@ -86,7 +86,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     purges = PurgeJob(storage, settings, lambda: (clock or utc_now)().timestamp())
     stats_api = StatsAPI(storage, keys.authorise, clock or utc_now)
     unsubscribe = Unsubscribe(storage, pages, settings)
-    my_data = MyData(storage, pages, settings, consent)
+    my_data = MyData(storage, pages, settings, consent, buffer)
     # Reports and alerts by e-mail: only with a mail server to send them through.
     mail: MailScheduler | None = None
     if settings.smtp_url:

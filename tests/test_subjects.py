@@ -369,3 +369,17 @@ async def test_the_page_speaks_three_languages(zeef: Zeef, lang: str, heading: s
     assert heading in page.text
     negotiated = await zeef.client.get(MY_DATA, headers={"accept-language": f"{lang};q=0.9"})
     assert heading in negotiated.text
+
+
+async def test_hits_accepted_before_an_erasure_do_not_outlive_it(
+    visited: tuple[Zeef, str], clock: Clock
+) -> None:
+    """A hit the collector accepted (202) but has not written yet is written before the
+    erasure, not after it: erased means nothing of the visitor is left."""
+    app, consent_id = visited
+    await _visit(app, clock, "example.com", ANN, ["/late"])  # buffered, not flushed
+    erased = await _ask(app, "erase", {"visitor": ANN, "consent": consent_id})
+    assert erased.json()["erased"]["events"] == 3
+    await app.flush()
+    assert app.rows("SELECT * FROM events WHERE path = '/late'") == []
+    assert len(app.rows("SELECT * FROM events WHERE consented = 1")) == 1  # Bob's

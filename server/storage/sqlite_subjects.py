@@ -31,14 +31,19 @@ CONSENT_ROWS = {
 TABLES = (*VISITOR_ROWS, *CONSENT_ROWS)
 ORDER = {"events": " ORDER BY ts, rowid", "visits": " ORDER BY started"}
 
-# When the visitor's hits and visits happened: the rollup keys (days, weeks, trailing
-# windows, of every segment) whose span holds one of these summed them.
-VISITOR_TIMES = """
-SELECT started AS ts FROM visits
-WHERE site_id = :site_id AND consented = 1 AND visitor_id = :visitor
-UNION SELECT ts FROM events
-WHERE site_id = :site_id AND consented = 1 AND visitor_id = :visitor
+# The visitor's hits by rowid, and those written after the scan that found them. The unary
+# `+` keeps the planner off the (site_id, ts) index, which it otherwise picks for both: a scan
+# of the site's every hit, inside the write transaction.
+BY_ROWID = """
+DELETE FROM events WHERE rowid IN (SELECT value FROM json_each(:ids))
+AND +site_id = :site_id AND +visitor_id = :visitor
 """
+NEWER_HITS = (
+    "FROM events WHERE rowid > :last AND +site_id = :site_id AND +consented = 1 "
+    "AND +visitor_id = :visitor"
+)
+
+# Every rollup key of a site (days, weeks, trailing windows; every segment) and its span.
 ROLLUP_KEYS = "SELECT segment, day, start, end FROM rollup_days WHERE site_id = :site_id"
 
 
@@ -73,17 +78,38 @@ class SubjectTables:
     ) -> dict[str, int]:
         """Delete what subject_rows finds, in one transaction, and the rollup keys that
         counted the visitor (the builder sums them again from what is left, so reports stay
-        right); rows deleted per table."""
+        right); rows deleted per table.
+
+        The visitor's hits are found first, by a reader: that scan of the site's events takes
+        ~0.4 s at 1.1M events, and inside the write transaction it held the write lock (and
+        every ingest flush behind it) for 1.1 s. The transaction then deletes them by rowid,
+        and looks again only at rows written since the scan began (rowids past the largest
+        one before it: SQLite gives a new row the largest rowid plus one)."""
+        hits: list[tuple[int, list[int], set[int]]] = []
+        for visitor in visitors:
+            params: dict[str, Any] = {"site_id": site_id, "visitor": visitor}
+            last = await self._rows("SELECT COALESCE(MAX(rowid), 0) AS n FROM events", {})
+            rows = await self._rows(f"SELECT rowid AS id, ts {VISITOR_ROWS['events']}", params)
+            hits.append((int(last[0]["n"]), [r["id"] for r in rows], {r["ts"] for r in rows}))
 
         async def job(conn: aiosqlite.Connection) -> dict[str, int]:
             deleted = {table: 0 for table in TABLES}
             times: set[int] = set()
-            for visitor in visitors:
+            for visitor, (last, ids, seen) in zip(visitors, hits, strict=True):
                 params: dict[str, Any] = {"site_id": site_id, "visitor": visitor}
-                async with conn.execute(VISITOR_TIMES, params) as cursor:
-                    times.update(int(row[0]) for row in await cursor.fetchall())
-                for table, where in VISITOR_ROWS.items():
-                    cursor = await conn.execute(f"DELETE {where}", params)
+                times |= seen
+                cursor = await conn.execute(BY_ROWID, {**params, "ids": json.dumps(ids)})
+                deleted["events"] += max(cursor.rowcount, 0)
+                since = NEWER_HITS
+                async with conn.execute(f"SELECT ts {since}", {**params, "last": last}) as found:
+                    times.update(int(row[0]) for row in await found.fetchall())
+                cursor = await conn.execute(f"DELETE {since}", {**params, "last": last})
+                deleted["events"] += max(cursor.rowcount, 0)
+                # Visits are a quarter as many, and their index covers the look-up.
+                async with conn.execute(f"SELECT started {VISITOR_ROWS['visits']}", params) as v:
+                    times.update(int(row[0]) for row in await v.fetchall())
+                for table in ("visits", "consented_visitors"):
+                    cursor = await conn.execute(f"DELETE {VISITOR_ROWS[table]}", params)
                     deleted[table] += max(cursor.rowcount, 0)
             if consent_id is not None:
                 for table, where in CONSENT_ROWS.items():

@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 from .. import consent, subjects
 from ..accounts import audit
+from ..buffer import EventBuffer
 from ..config import Settings
 from ..events import Site
 from ..privacy import client_label
@@ -61,9 +62,14 @@ class MyData:
         pages: Pages,
         settings: Settings,
         endpoints: consent.ConsentEndpoints,
+        buffer: EventBuffer,
     ) -> None:
         self.storage, self.pages, self.settings = storage, pages, settings
         self.consent = endpoints  # its clock and the banner's texts, for a withdrawal's record
+        # Flushed before an erasure, so the visitor's last hits, accepted but not yet written,
+        # are not written after it. NOTE: other workers' buffers are not (up to a flush
+        # interval, 1 s by default, of hits).
+        self.buffer = buffer
         self.limiter = Limiter()
         # Set at start from the database (server/keys.py), as the collector's.
         self.visitor_key = b""
@@ -134,6 +140,7 @@ class MyData:
             return _refuse(400, "erasing needs the visitor ID")
         # The visitor's statistics only: consent records are the site's proof of what was
         # agreed (kept for their own period, docs/retention.md); an operator can erase them.
+        await self.buffer.flush()
         deleted = await subjects.erase(
             self.storage, site, subjects.Subject(visitor=subject.visitor), self.visitor_key, actor
         )
@@ -166,6 +173,7 @@ class MyData:
                            f"{site.domain}: {subject.label}", site.customer_id)  # fmt: skip
         deleted: dict[str, int] = {}
         if subject.visitor is not None:
+            await self.buffer.flush()
             only_visitor = subjects.Subject(visitor=subject.visitor)
             deleted = await subjects.erase(
                 self.storage, site, only_visitor, self.visitor_key, actor
