@@ -136,3 +136,31 @@ def test_a_consented_visitor_downloads_erases_and_withdraws(
     log = live.run_log()
     assert "/privacy/localhost/my-data/erase" in log  # the access log has the requests
     assert visitor_id not in log and consent_id not in log
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_the_page_has_no_serious_accessibility_violation(
+    live: LiveServer, visitor_browser: Any, screenshots: Path, scheme: str
+) -> None:
+    from .test_accessibility import AXE, violations
+
+    assert AXE.is_file(), "run `npm ci`: axe-core comes from package.json"
+    # The page's CSP admits no injected script: the context bypasses it for axe alone.
+    context = visitor_browser.new_context(
+        viewport={"width": 390, "height": 844}, color_scheme=scheme, bypass_csp=True
+    )
+    try:
+        tab = context.new_page()
+        fragment = "#v=NobodyNobodyNobody001&c=9b2f7c1e-8a4d-4c3b-9f1e-2d5a6b7c8d9e"
+        tab.goto(f"{live.url}/privacy/localhost/my-data{fragment}")
+        tab.locator("#found").wait_for()
+        assert tab.locator("#count-events").text_content() == "0"
+        assert tab.get_by_role("button", name="Erase my data").is_hidden()  # nothing to erase
+        assert "Nothing is stored" in (tab.locator("#status").text_content() or "")
+        assert violations(tab) == []
+        tab.screenshot(path=str(screenshots / f"my-data-phone-{scheme}.png"), full_page=True)
+        tab.goto(f"{live.url}/privacy/localhost/my-data?lang=nl")
+        tab.locator("#no-id").wait_for()
+        assert violations(tab) == []
+    finally:
+        context.close()

@@ -60,7 +60,12 @@
     const given = summary.consent || {}
     $('withdraw').hidden =
       !ids.consent || !Object.keys(given).some((category) => category != 'necessary' && given[category])
+    const any = Object.keys(counts).some((table) => counts[table])
+    $('download').hidden = !any
+    const buttons = $('actions').querySelectorAll('button')
+    $('actions').hidden = Array.from(buttons).every((button) => button.hidden)
     $('found').hidden = false
+    return any
   }
 
   function refresh() {
@@ -80,7 +85,10 @@
   const loading = $('loading')
   say(root.dataset.loading, 'info', loading)
   refresh()
-    .then(() => say('', 'info', loading))
+    .then((any) => {
+      say('', 'info', loading)
+      if (!any) say(root.dataset.nothing)
+    })
     .catch(() => say(root.dataset.failed, 'error', loading))
 
   $('download').addEventListener('click', () => {
