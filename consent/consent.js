@@ -457,7 +457,7 @@
       origin + '/privacy/' + encodeURIComponent((config && config.site) || site) +
       '/my-data?lang=' + lang + '#' +
       new URLSearchParams({
-        v: (accepted('analytics') && getCookie(VISITOR)) || '',
+        v: getCookie(VISITOR) || '', // theirs while it is there, even before config loads
         c: (stored && stored.id) || '',
         r: location.origin + location.pathname,
       }),
