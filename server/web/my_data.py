@@ -168,7 +168,11 @@ class MyData:
             "gpc": False,
         }
         now = int(self.consent.clock().timestamp())
-        await self.storage.insert_consent_record(consent.parse_record(decision, site, config, now))
+        try:
+            record = consent.parse_record(decision, site, config, now)
+        except ValueError as exc:  # the banner's own checks; the IDs passed them already
+            return _refuse(400, str(exc))
+        await self.storage.insert_consent_record(record)
         await audit.record(self.storage, actor, "subject.withdraw",
                            f"{site.domain}: {subject.label}", site.customer_id)  # fmt: skip
         deleted: dict[str, int] = {}
