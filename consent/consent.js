@@ -423,6 +423,12 @@
         state = stored
         apply()
       }
+      // Back from Zeef's my-data page, where the visitor withdrew: this browser's choice
+      // follows (a rejection, recorded), and the visitor ID cookie goes.
+      if (location.hash == '#zeef-withdrawn' && stored && !preview) {
+        history.replaceState(null, '', location.pathname + location.search)
+        decide('reject_all')
+      }
       return styled
     })
     .then((root) => {
@@ -445,5 +451,15 @@
     // The analytics visitor ID, only while analytics is accepted (tracker.js sends it).
     visitorId: () => (accepted('analytics') && getCookie(VISITOR)) || null,
     consentId: () => (stored && stored.id) || null,
+    // The visitor's own data page at Zeef (see, download, erase, withdraw). The IDs ride in
+    // the fragment, which reaches no server log and no Referer; r is where to come back to.
+    myDataUrl: () =>
+      origin + '/privacy/' + encodeURIComponent((config && config.site) || site) +
+      '/my-data?lang=' + lang + '#' +
+      new URLSearchParams({
+        v: getCookie(VISITOR) || '', // theirs while it is there, even before config loads
+        c: (stored && stored.id) || '',
+        r: location.origin + location.pathname,
+      }),
   }
 })(window, document)

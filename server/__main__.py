@@ -22,6 +22,7 @@ from . import (
     shares_cli,
     sites,
     stats_cli,
+    subjects_cli,
     users_cli,
 )
 from .accounts import audit, customers
@@ -97,6 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     reports_mail_cli.add_commands(commands, _with_storage)
     retention_cli.add_commands(commands, _with_storage, _with_settings)
     audit_cli.add_commands(commands, _with_settings)
+    subjects_cli.add_commands(commands, _with_settings)
 
     stats_cli.add_command(commands, _with_storage)
 

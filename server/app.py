@@ -40,6 +40,7 @@ from .web.consent_settings import ConsentSettings
 from .web.dashboard import Dashboard
 from .web.export import Export
 from .web.login import Login
+from .web.my_data import MyData
 from .web.privacy_page import PrivacyPage
 from .web.share import SharePages
 from .web.share_admin import ShareAdmin
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     purges = PurgeJob(storage, settings, lambda: (clock or utc_now)().timestamp())
     stats_api = StatsAPI(storage, keys.authorise, clock or utc_now)
     unsubscribe = Unsubscribe(storage, pages, settings)
+    my_data = MyData(storage, pages, settings, consent, buffer)
     # Reports and alerts by e-mail: only with a mail server to send them through.
     mail: MailScheduler | None = None
     if settings.smtp_url:
@@ -125,6 +127,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         if mail is not None:
             mail.outbox.secret = keys.secret
         collector.addresses.visitor_key = keys.visitor
+        my_data.visitor_key = keys.visitor
         await sites.load()
         sites.start()
         buffer.start()
@@ -170,6 +173,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             *ShareAdmin(storage, auth, pages, settings).routes(),
             *PrivacyPage(storage, pages, settings).routes(),
             *unsubscribe.routes(),
+            *my_data.routes(),
             pages.static_route(),
         ],
         middleware=[Middleware(AccessLogMiddleware, settings=settings)],

@@ -137,6 +137,9 @@ async def test_every_form_without_its_csrf_token_is_refused(zeef: Zeef) -> None:
     # so no CSRF token is possible; the link's signature is the authority (its own tests are
     # in test_mail_reports.py).
     apis.add("/unsubscribe/{token}")
+    # A visitor's own data (server/web/my_data.py): JSON only, no cookie; the IDs in the body
+    # are the authority (its own tests, a form refused among them, are in test_subjects.py).
+    apis.add("/privacy/{domain}/my-data/{action}")
     forms = []
     for route in zeef.app.router.routes:
         if isinstance(route, Route) and "POST" in (route.methods or ()) and route.path not in apis:

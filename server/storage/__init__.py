@@ -425,8 +425,28 @@ class RetentionStore(Protocol):
     async def delete_customer(self, customer_id: int) -> int: ...
 
 
+class SubjectStore(Protocol):
+    """Data-subject requests (server/subjects.py): one visitor's or consent's rows on a site,
+    per table (storage/sqlite_subjects.py: TABLES)."""
+
+    async def subject_rows(
+        self, site_id: int, visitors: Sequence[int], consent_id: str | None
+    ) -> dict[str, list[dict[str, Any]]]: ...
+
+    async def erase_subject(
+        self, site_id: int, visitors: Sequence[int], consent_id: str | None
+    ) -> dict[str, int]: ...
+
+
 class Storage(
-    MetadataStore, AccountStore, ShareStore, MailStore, EventStore, RetentionStore, Protocol
+    MetadataStore,
+    AccountStore,
+    ShareStore,
+    MailStore,
+    EventStore,
+    RetentionStore,
+    SubjectStore,
+    Protocol,
 ):
     """Both stores, as one object: what create_app and the CLI open."""
 

@@ -37,6 +37,7 @@ from .sqlite_accounts import AccountTables
 from .sqlite_mail import MailTables
 from .sqlite_retention import RetentionTables
 from .sqlite_shares import ShareTables
+from .sqlite_subjects import SubjectTables
 from .writer import Writer, WriterStatus
 
 if TYPE_CHECKING:
@@ -287,7 +288,7 @@ ORDER BY k.revoked_at IS NOT NULL, k.id DESC
 """
 
 
-class SQLiteStorage(AccountTables, ShareTables, MailTables, RetentionTables):
+class SQLiteStorage(AccountTables, ShareTables, MailTables, RetentionTables, SubjectTables):
     def __init__(self, path: Path, readers: int = 4) -> None:
         self.path = path
         self.writer = Writer(self._connect)
