@@ -44,6 +44,7 @@ from .web.my_data import MyData
 from .web.privacy_page import PrivacyPage
 from .web.share import SharePages
 from .web.share_admin import ShareAdmin
+from .web.subject_admin import SubjectAdmin
 from .web.templates import Pages
 from .web.unsubscribe import Unsubscribe
 
@@ -88,6 +89,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     stats_api = StatsAPI(storage, keys.authorise, clock or utc_now)
     unsubscribe = Unsubscribe(storage, pages, settings)
     my_data = MyData(storage, pages, settings, consent, buffer)
+    subject_admin = SubjectAdmin(storage, auth, pages, settings, clock or utc_now)
+    subject_admin.buffer = buffer
     # Reports and alerts by e-mail: only with a mail server to send them through.
     mail: MailScheduler | None = None
     if settings.smtp_url:
@@ -128,6 +131,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             mail.outbox.secret = keys.secret
         collector.addresses.visitor_key = keys.visitor
         my_data.visitor_key = keys.visitor
+        subject_admin.visitor_key = keys.visitor
         await sites.load()
         sites.start()
         buffer.start()
@@ -171,6 +175,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             *share_pages.routes(),
             *ConsentSettings(storage, auth, pages, settings).routes(),
             *ShareAdmin(storage, auth, pages, settings).routes(),
+            *subject_admin.routes(),
             *PrivacyPage(storage, pages, settings).routes(),
             *unsubscribe.routes(),
             *my_data.routes(),

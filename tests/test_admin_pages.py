@@ -33,6 +33,7 @@ PASSWORD = "correct horse battery staple"
 OPERATOR = "op@zeef.example"
 ADMIN = "ann@acme.example"
 SITE = "acme.example"
+VISITOR = "AnnAnnAnnAnnAnnAnnAn01"
 
 
 @dataclass
@@ -68,6 +69,9 @@ def traffic(url: str) -> None:
         for path in ("/", "/pricing", "/blog/why-we-left-google-analytics"):
             event = {"n": "pageview", "u": f"https://{SITE}{path}", "d": SITE, "r": None}
             assert http.post("/api/event", content=json.dumps(event), headers=headers).is_success
+        # A visitor who accepted statistics cookies: the tracker sends the banner's zeef_id.
+        event = {"n": "pageview", "u": f"https://{SITE}/shop", "d": SITE, "r": None, "c": VISITOR}
+        assert http.post("/api/event", content=json.dumps(event), headers=headers).is_success
         bot = {**headers, "user-agent": "curl/8.5.0"}
         event = {"n": "pageview", "u": f"https://{SITE}/", "d": SITE, "r": None}
         http.post("/api/event", content=json.dumps(event), headers=bot)
@@ -185,6 +189,14 @@ def test_the_operator_walks_every_admin_page(browser: Any, live: Live, screensho
     page.wait_for_url("**/settings?done=site-saved")
     assert page.locator("#dnt-ignore").is_checked()
     visit.shot("admin-site-settings-saved")
+
+    visit.open(f"/sites/{SITE}/subjects")
+    page.fill("#subject-id", VISITOR)
+    page.click("button:has-text('Find')")
+    page.wait_for_load_state("networkidle")
+    assert "Page views and events" in page.locator("table.list").inner_text()
+    visit.check()
+    visit.shot("admin-subjects")
 
     html = visit.open(f"/sites/{SITE}/consent-log", "admin-consent-log")
     assert "accept_all" in html and "necessary: yes, analytics: yes" in html

@@ -40,6 +40,7 @@ DONE = {
     "site-added": N_("The site was added. Put the snippet below on its pages."),
     "site-saved": N_("The site's settings were saved."),
     "site-deleted": N_("The site and all its data were deleted."),
+    "subject-erased": N_("The data was erased, from the database file and its journal."),
     "retention-saved": N_("The retention period was saved; the next purge applies it."),
     "customer-saved": N_("The customer's retention settings were saved."),
     "customer-deleted": N_(
