@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from . import (
     apikeys_cli,
+    audit_cli,
     consent_cli,
     customers_cli,
     goals_cli,
@@ -95,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     shares_cli.add_commands(commands, _with_storage)
     reports_mail_cli.add_commands(commands, _with_storage)
     retention_cli.add_commands(commands, _with_storage, _with_settings)
+    audit_cli.add_commands(commands, _with_settings)
 
     stats_cli.add_command(commands, _with_storage)
 

@@ -28,6 +28,7 @@ from .mail.outbox import Outbox
 from .mail.scheduler import MailScheduler
 from .mail.smtp import Mailer, sender
 from .privacy import Addresses, Salts
+from .purge import PurgeJob
 from .reports.rollups import RollupBuilder
 from .sites import SiteRegistry
 from .stats_api import StatsAPI, utc_now
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                              lambda: (clock or utc_now)().timestamp())  # fmt: skip
     keys = Keys(storage, RateLimiter(settings.api_rate_limit), auth.principal, share_pages.bearer)
     rollups = RollupBuilder(storage, settings.rollup_interval, clock or utc_now)
+    purges = PurgeJob(storage, settings, lambda: (clock or utc_now)().timestamp())
     stats_api = StatsAPI(storage, keys.authorise, clock or utc_now)
     unsubscribe = Unsubscribe(storage, pages, settings)
     # Reports and alerts by e-mail: only with a mail server to send them through.
@@ -126,6 +128,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         sites.start()
         buffer.start()
         rollups.start()
+        purges.start()
         if mail is not None:
             mail.start()
         # Everything loaded so far lives as long as the process: move it out of the collector's
@@ -141,6 +144,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         finally:
             await sites.stop()
             await rollups.stop()
+            await purges.stop()
             if mail is not None:
                 await mail.stop()
             await buffer.stop()
@@ -179,6 +183,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.state.collector = collector
     # The mail scheduler (None without ZEEF_SMTP_URL): tests call its tick() with their clock.
     app.state.mail = mail
+    # The retention job: tests call its run_once() rather than wait for the hour.
+    app.state.purges = purges
     return Front(app, collector)
 
 

@@ -30,6 +30,7 @@ from server.web.export import safe_cell
 
 from .conftest import CHROME, FIREFOX, IPHONE, served
 from .corpora import geoip_test_data
+from .pages import wait_until
 from .test_export import FILES, ROW_METRICS, SERIES_METRICS, cells, table
 
 PASSWORD = "correct horse battery staple"
@@ -502,7 +503,13 @@ def test_parts_that_load_after_the_page_fill_their_places(
     assert context.request.get(url).text().count("data-panel=") >= 5
     page.goto(url)
     # Each placeholder is replaced by its part, fetched after the page.
-    page.wait_for_function("document.querySelectorAll('section[data-panel]').length === 0")
+    # Checked from Python: wait_for_function polls with eval, which the page's CSP refuses
+    # once the first check is false (it failed so on a loaded machine).
+    wait_until(
+        page,
+        lambda: page.locator("section[data-panel]").count() == 0,
+        timeout=15,
+    )
     assert page.locator(".metrics .metric-value").first.inner_text() != ""
     assert page.locator("a[title='Filter by /pricing']").count() == 1
     page.screenshot(path=str(screenshots / "dashboard-loaded-after.png"), full_page=True)

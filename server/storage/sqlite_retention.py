@@ -17,6 +17,8 @@ SELECT s.id AS site_id, s.retention AS site_retention, c.name AS customer,
 FROM sites AS s LEFT JOIN customers AS c ON c.id = s.customer_id
 """
 
+_EXPIRED_KEYS = "SELECT day FROM rollup_days WHERE site_id = :site_id AND start < :cutoff"
+
 # What each rule deletes: a table and the rows of a site past a cutoff. :cutoff is a Unix time,
 # :day a date ('YYYY-MM-DD') in the zone the table's days are in (rollups: the site's, drops:
 # UTC). Each runs in batches of :batch rows, one transaction each, so ingest batches get the
@@ -48,22 +50,26 @@ RULES: dict[str, tuple[str, str]] = {
         "DELETE FROM drops WHERE rowid IN "
         "(SELECT rowid FROM drops WHERE site_id = :site_id AND day < :utc_day LIMIT :batch)",
     ),
+    # A rollup key is a day ('2026-01-05'), a week ('W2026-01-05') or a trailing window
+    # ('S30:2026-03-14'): each goes once its span starts before the cutoff, as it then sums
+    # expired rows. A key whose span straddles the cutoff is summed again from what is left.
     "rollups": (
-        "FROM rollups WHERE site_id = :site_id AND day < :day",
-        "DELETE FROM rollups WHERE site_id = :site_id AND day IN "
-        "(SELECT day FROM rollup_days WHERE site_id = :site_id AND day < :day "
-        "GROUP BY day ORDER BY day LIMIT 1)",
+        f"FROM rollups WHERE site_id = :site_id AND day IN ({_EXPIRED_KEYS})",
+        "DELETE FROM rollups WHERE site_id = :site_id AND day = ("
+        f"{_EXPIRED_KEYS} AND EXISTS (SELECT 1 FROM rollups AS r WHERE r.site_id = :site_id "
+        "AND r.day = rollup_days.day) ORDER BY day LIMIT 1)",
     ),
     # WITHOUT ROWID: its batch is the whole statement (thousands of rows a day, not millions).
     "rollup_returns": (
-        "FROM rollup_returns WHERE site_id = :site_id AND (day < :day OR previous_day < :day)",
-        "DELETE FROM rollup_returns WHERE site_id = :site_id "
-        "AND (day < :day OR previous_day < :day)",
+        f"FROM rollup_returns WHERE site_id = :site_id AND (day IN ({_EXPIRED_KEYS}) "
+        "OR previous_day < :day)",
+        f"DELETE FROM rollup_returns WHERE site_id = :site_id AND (day IN ({_EXPIRED_KEYS}) "
+        "OR previous_day < :day)",
     ),
-    # Last of the rollups: a day without its rollup_days row is a day to build again.
+    # Last of the rollups: a key without its rollup_days row is one to build again.
     "rollup_days": (
-        "FROM rollup_days WHERE site_id = :site_id AND day < :day",
-        "DELETE FROM rollup_days WHERE site_id = :site_id AND day < :day",
+        "FROM rollup_days WHERE site_id = :site_id AND start < :cutoff",
+        "DELETE FROM rollup_days WHERE site_id = :site_id AND start < :cutoff",
     ),
     "consent_records": (
         "FROM consent_records WHERE site_id = :site_id AND created_at < :consent_cutoff",
@@ -165,12 +171,6 @@ class RetentionTables:
             {"now": now, "deleted": deleted, "id": run_id},
         )
 
-    async def last_purge(self) -> dict[str, Any] | None:
-        rows = await self._rows(
-            "SELECT * FROM purge_runs WHERE finished_at IS NOT NULL ORDER BY id DESC LIMIT 1", {}
-        )
-        return rows[0] if rows else None
-
     async def site_purged(self, site_id: int) -> dict[str, Any] | None:
         rows = await self._rows("SELECT * FROM site_purges WHERE site_id = :s", {"s": site_id})
         return rows[0] if rows else None
@@ -239,7 +239,9 @@ class RetentionTables:
             async with conn.execute("PRAGMA freelist_count") as cursor:
                 free = (await cursor.fetchone() or (0,))[0]
             if mode == 2 and free:
-                await conn.execute("PRAGMA incremental_vacuum")
+                # Through executescript: the sqlite3 module steps a PRAGMA once, and this
+                # one frees a page per step (one page of the whole freelist, seen in a test).
+                await conn.executescript("PRAGMA incremental_vacuum;")
             async with conn.execute("PRAGMA wal_checkpoint(TRUNCATE)") as cursor:
                 busy, _, _ = await cursor.fetchone() or (1, 0, 0)
             return {"auto_vacuum": int(mode), "freed_pages": int(free), "checkpoint_busy": busy}
