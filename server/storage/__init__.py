@@ -17,9 +17,12 @@ from ..events import ConsentRecord, Event, Site
 from .writer import WriterStatus
 
 if TYPE_CHECKING:
+    from contextlib import AbstractAsyncContextManager
+
     from ..goals import Goal
     from ..reports import Query
     from ..reports.filters import GoalLike
+    from .sqlite_portability import SiteSnapshot
 
 # (site_id, UTC day "YYYY-MM-DD", reason) -> count
 DropCounts = Mapping[tuple[int, str, str], int]
@@ -425,8 +428,25 @@ class RetentionStore(Protocol):
     async def delete_customer(self, customer_id: int) -> int: ...
 
 
+class PortabilityStore(Protocol):
+    """`zeef export` and `zeef import` (server/portability.py, docs/export-format.md)."""
+
+    def site_snapshot(self, site_id: int) -> AbstractAsyncContextManager[SiteSnapshot]: ...
+
+    async def import_staged(
+        self, stage: Path, domain: str, customer_id: int | None
+    ) -> dict[str, int]: ...
+
+
 class Storage(
-    MetadataStore, AccountStore, ShareStore, MailStore, EventStore, RetentionStore, Protocol
+    MetadataStore,
+    AccountStore,
+    ShareStore,
+    MailStore,
+    EventStore,
+    RetentionStore,
+    PortabilityStore,
+    Protocol,
 ):
     """Both stores, as one object: what create_app and the CLI open."""
 
