@@ -15,7 +15,7 @@ import sys
 import time
 import zipfile
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -26,6 +26,7 @@ from .storage.sqlite_portability import COLUMNS, create_stage, stage_insert
 if TYPE_CHECKING:
     from .events import Site
     from .storage import Storage
+    from .storage.sqlite_portability import SiteSnapshot
 
 FORMAT = "zeef-site-export"
 # Raised when a member or a column is added, removed or changes meaning; an importer refuses
@@ -123,8 +124,8 @@ async def export_site(
                 for table, columns in COLUMNS.items():
                     digest, rows, lines = hashlib.sha256(), 0, []
                     with archive.open(MEMBERS[table], "w", force_zip64=True) as member:
-                        async for row in snapshot.rows(table):
-                            lines.append(_ENCODER.encode(dict(zip(columns, row, strict=True))))
+                        async for line in _lines(snapshot, table, columns):
+                            lines.append(line)
                             if len(lines) >= CHUNK:
                                 rows += _write(member, digest, lines)
                                 progress.advance(len(lines))
@@ -149,6 +150,15 @@ async def export_site(
     finally:
         progress.finish()
     return manifest
+
+
+async def _lines(snapshot: SiteSnapshot, table: str, columns: Sequence[str]) -> AsyncIterator[str]:
+    if table not in BLOB_VALUES:
+        async for line in snapshot.lines(table):
+            yield line
+        return
+    async for row in snapshot.rows(table):
+        yield _ENCODER.encode(dict(zip(columns, row, strict=True)))
 
 
 def _write(member: IO[bytes], digest: Any, lines: list[str]) -> int:

@@ -94,7 +94,12 @@ async def fill(app: Zeef, clock: Clock, domain: str = "example.com") -> None:
             await app.send(pageview(f"{url}/blog/{n}", d=domain, sd=40 + n, e=5000), ip=ip,
                            **({"ua": ua} if ua else {}))  # fmt: skip
             if n % 3 == 0:
-                event = {"n": "Signup", "u": f"{url}/blog/{n}", "d": domain, "p": {"plan": "pro"}}
+                event = {
+                    "n": "Signup",
+                    "u": f"{url}/blog/{n}",
+                    "d": domain,
+                    "p": {"plan": 'pró "€" \\ \t'},
+                }
                 await app.send(event, ip=ip, **({"ua": ua} if ua else {}))
             if n == 2:
                 paid = {"n": "Purchase", "u": f"{url}/pay", "d": domain,
@@ -214,6 +219,9 @@ async def test_round_trip_gives_the_same_reports(source: Path, tmp_path: Path) -
               "ORDER BY e.ts, e.rowid")  # fmt: skip
     assert rows(source, events) == rows(target, events)
     assert rows(target, "SELECT COUNT(*) FROM events WHERE path = '/secret'") == [(0,)]
+    # Texts with quotes, backslashes, control characters and non-ASCII survive as they were.
+    [(props,)] = rows(target, "SELECT DISTINCT props FROM events WHERE props IS NOT NULL")
+    assert json.loads(props) == {"plan": 'pró "€" \\ \t'}
 
 
 async def test_the_manifest_the_audit_rows_and_no_salt(source: Path, tmp_path: Path) -> None:

@@ -99,6 +99,17 @@ class SiteSnapshot:
             row = await cursor.fetchone()
         return int(row[0]) if row else 0
 
+    async def lines(self, table: str) -> AsyncIterator[str]:
+        """The rows as JSON objects, made by SQLite's json_object: ~4x the rows a second of
+        encoding them in Python (bench/portability.py). Not for a table with BLOB values,
+        which JSON cannot hold (rows() and the caller's encoding, there)."""
+        pairs = ", ".join(f"'{c}', \"{c}\"" for c in COLUMNS[table])
+        sql = f"SELECT json_object({pairs}) {_FROM[table]}"
+        async with self.conn.execute(sql, {"site_id": self.site_id}) as cursor:
+            while batch := await cursor.fetchmany(FETCH):
+                for (line,) in batch:
+                    yield line
+
     async def rows(self, table: str) -> AsyncIterator[Sequence[Any]]:
         sql = f"SELECT {_quoted(COLUMNS[table])} {_FROM[table]}"
         async with self.conn.execute(sql, {"site_id": self.site_id}) as cursor:
