@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
+import sqlite3
 import sys
 import tempfile
 from collections.abc import Callable
@@ -108,25 +109,56 @@ async def _load(settings: Settings, args: argparse.Namespace) -> int:
     scratch = Path(tempfile.mkdtemp(prefix=".zeef-import-", dir=database.parent))
     try:
         staged = scratch / "stage.sqlite3"
-        portability.stage(args.file, staged, _progress("import", args))
-        storage = open_storage(database)
+        progress = _progress("import", args)
+        portability.stage(args.file, staged, progress)
+        if progress.enabled:
+            # The copy shows no bar: it is one statement a table, inside the transaction.
+            print(f"import: checked; writing {progress.total:,} rows in one transaction",
+                  file=sys.stderr)  # fmt: skip
+        # A database this import creates is removed again if the copy fails: a refusal
+        # leaves no file where there was none.
+        created = not database.is_file()
         try:
-            await storage.migrate()
-            try:
-                copied = await storage.import_staged(staged, domain, customer_id)
-            except SiteTaken:
-                return _refuse(f"this Zeef has a site {domain} already (added meanwhile)")
-            rows = sum(n for table, n in copied.items() if table != "site_id") + 1
-            said = f"{domain} from {args.file.name} ({rows} rows)"
-            if domain != manifest["site"]:
-                said += f", exported as {manifest['site']}"
-            await audit.record(storage, audit.CLI, "site.import", said, customer_id=customer_id)
-        finally:
-            await storage.close()
+            said = await _copy(database, staged, domain, customer_id, args.file.name, manifest)
+        except BaseException:
+            if created:
+                for suffix in ("", "-wal", "-shm"):
+                    Path(f"{database}{suffix}").unlink(missing_ok=True)
+            raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     print(f"imported {said}")
     return 0
+
+
+async def _copy(
+    database: Path,
+    staged: Path,
+    domain: str,
+    customer_id: int | None,
+    name: str,
+    manifest: dict[str, Any],
+) -> str:
+    storage = open_storage(database)
+    try:
+        await storage.migrate()
+        try:
+            copied = await storage.import_staged(staged, domain, customer_id)
+        except SiteTaken:
+            raise portability.ExportRefused(f"this Zeef has a site {domain} already") from None
+        except sqlite3.IntegrityError as exc:
+            # Rolled back: a row the target's constraints refuse (a forged or foreign file).
+            raise portability.ExportRefused(
+                f"a row does not fit this Zeef's tables ({exc})"
+            ) from None
+        rows = sum(n for table, n in copied.items() if table != "site_id") + 1
+        said = f"{domain} from {name} ({rows} rows)"
+        if domain != manifest["site"]:
+            said += f", exported as {manifest['site']}"
+        await audit.record(storage, audit.CLI, "site.import", said, customer_id=customer_id)
+        return said
+    finally:
+        await storage.close()
 
 
 async def _owner(storage: Storage, name: str | None) -> int | None:

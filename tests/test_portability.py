@@ -315,6 +315,25 @@ def _drop_line(name: str, data: bytes) -> bytes:
     return data.split(b"\n", 1)[1] if name == "visits.jsonl" else data
 
 
+def _forge(out: Path) -> None:
+    # A goal of a kind there is not, with the manifest's checksum made to match: only the
+    # target's constraints catch it, inside the transaction, which rolls back.
+    with zipfile.ZipFile(out) as archive:
+        goals = archive.read("goals.jsonl").replace(b'"kind":"event"', b'"kind":"bogus"', 1)
+    assert b"bogus" in goals
+
+    def change(name: str, data: bytes) -> bytes:
+        if name == "goals.jsonl":
+            return goals
+        if name == "manifest.json":
+            manifest = json.loads(data)
+            manifest["files"]["goals.jsonl"]["sha256"] = hashlib.sha256(goals).hexdigest()
+            return json.dumps(manifest).encode()
+        return data
+
+    _rewrite(out, change)
+
+
 def _truncate(out: Path) -> None:
     data = out.read_bytes()
     out.write_bytes(data[: len(data) // 2])
@@ -331,6 +350,7 @@ REFUSALS: dict[str, tuple[Callable[[Path], None], str]] = {
     "tampered member": (lambda out: _rewrite(out, _tamper), "SHA-256"),
     "a line removed": (lambda out: _rewrite(out, _drop_line), "rows"),
     "truncated zip": (_truncate, "not a whole ZIP"),
+    "a row the tables refuse": (_forge, "does not fit this Zeef's tables"),
     "corrupt member": (_flip_compressed_byte, ""),
     "newer schema": (
         lambda out: _rewrite(out, _manifest(lambda m: m.update(schema_version=2))),
