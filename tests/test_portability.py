@@ -27,6 +27,7 @@ from server.config import Settings
 from server.consent import ConsentConfig
 from server.reports import Query
 from server.storage import Storage, open_storage
+from server.storage.sqlite_portability import select_lines, select_rows
 
 from .conftest import FIREFOX, IPHONE, Clock, Zeef, pageview, start
 from .test_consent import record
@@ -453,6 +454,21 @@ async def test_sums_kept_after_a_purge_travel_and_answer_the_same(tmp_path: Path
     assert before == summed_only
     assert before["all totals"]["pageviews"] == 12  # 8 of them summed only
     assert after == before
+
+
+@pytest.mark.parametrize("table", ["events", "visits", "consent_records", "consented_visitors",
+                                   "drops", "rollups"])  # fmt: skip
+def test_export_reads_search_the_sites_rows_in_index_order(table: str, source: Path) -> None:
+    """A site's rows, found by index and read in the index's order: no scan of other sites'
+    rows, and no sort that must finish before the first row comes out."""
+    conn = sqlite3.connect(source)
+    try:
+        sql = select_lines(table) if table != "rollups" else select_rows(table)
+        steps = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", {"site_id": 1})]
+    finally:
+        conn.close()
+    assert steps[0].startswith(f"SEARCH {table} USING") and "(site_id=?" in steps[0], steps
+    assert not any("TEMP B-TREE" in step or step.startswith("SCAN") for step in steps), steps
 
 
 def test_the_progress_bar_draws_on_the_stream_it_is_given() -> None:

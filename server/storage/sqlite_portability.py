@@ -61,10 +61,11 @@ _FROM: dict[str, str] = {
     "site": "FROM sites WHERE id = :site_id",
     "goals": "FROM goals WHERE site_id = :site_id ORDER BY id",
     "consent_config": "FROM consent_configs WHERE site_id = :site_id",
-    "consent_records": "FROM consent_records WHERE site_id = :site_id ORDER BY id",
+    "consent_records": "FROM consent_records WHERE site_id = :site_id ORDER BY created_at, id",
     "consented_visitors": "FROM consented_visitors WHERE site_id = :site_id ORDER BY visitor_id",
-    "visits": "FROM visits WHERE site_id = :site_id ORDER BY id",
-    # events_site_ts holds the rowid: this order is the index's, no sort.
+    # The orders of events_site_ts and visits_site_started (which hold the rowid): no sort
+    # before the first row, however many there are.
+    "visits": "FROM visits WHERE site_id = :site_id ORDER BY started",
     "events": "FROM events WHERE site_id = :site_id ORDER BY ts, rowid",
     "drops": "FROM drops WHERE site_id = :site_id ORDER BY day, reason",
     "segments": "FROM segments WHERE site_id = :site_id "
@@ -82,6 +83,15 @@ FETCH = 2_000
 def _quoted(columns: Sequence[str]) -> str:
     # "end" is a keyword.
     return ", ".join(f'"{c}"' for c in columns)
+
+
+def select_rows(table: str) -> str:
+    return f"SELECT {_quoted(COLUMNS[table])} {_FROM[table]}"
+
+
+def select_lines(table: str) -> str:
+    pairs = ", ".join(f"'{c}', \"{c}\"" for c in COLUMNS[table])
+    return f"SELECT json_object({pairs}) {_FROM[table]}"
 
 
 @dataclass
@@ -103,16 +113,13 @@ class SiteSnapshot:
         """The rows as JSON objects, made by SQLite's json_object: ~4x the rows a second of
         encoding them in Python (bench/portability.py). Not for a table with BLOB values,
         which JSON cannot hold (rows() and the caller's encoding, there)."""
-        pairs = ", ".join(f"'{c}', \"{c}\"" for c in COLUMNS[table])
-        sql = f"SELECT json_object({pairs}) {_FROM[table]}"
-        async with self.conn.execute(sql, {"site_id": self.site_id}) as cursor:
+        async with self.conn.execute(select_lines(table), {"site_id": self.site_id}) as cursor:
             while batch := await cursor.fetchmany(FETCH):
                 for (line,) in batch:
                     yield line
 
     async def rows(self, table: str) -> AsyncIterator[Sequence[Any]]:
-        sql = f"SELECT {_quoted(COLUMNS[table])} {_FROM[table]}"
-        async with self.conn.execute(sql, {"site_id": self.site_id}) as cursor:
+        async with self.conn.execute(select_rows(table), {"site_id": self.site_id}) as cursor:
             while batch := await cursor.fetchmany(FETCH):
                 for row in batch:
                     yield row
@@ -142,12 +149,12 @@ _COPY: dict[str, str] = {
     "consented_visitors": "INSERT INTO main.consented_visitors (site_id, {c}) "
     "SELECT :site_id, {c} FROM stage.consented_visitors",
     "visits": "INSERT INTO main.visits (site_id, {c}) SELECT :site_id, id + :offset, {rest} "
-    "FROM stage.visits ORDER BY id",
+    "FROM stage.visits ORDER BY rowid",
     "events": "INSERT INTO main.events (site_id, {c}) SELECT :site_id, {rest}, "
     "visit_id + :offset FROM stage.events ORDER BY rowid",
     "drops": "INSERT INTO main.drops (site_id, {c}) SELECT :site_id, {c} FROM stage.drops",
     "segments": "INSERT INTO main.segments (site_id, filters, asked_at) "
-    "SELECT :site_id, filters, asked_at FROM stage.segments ORDER BY id",
+    "SELECT :site_id, filters, asked_at FROM stage.segments ORDER BY rowid",
     # Segment 0 is the whole site; another is the target's segment with the same filters.
     "rollup_days": "INSERT INTO main.rollup_days (site_id, {c}) SELECT :site_id, {segment}, "
     "{rest} FROM stage.rollup_days AS r",
