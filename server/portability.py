@@ -38,8 +38,8 @@ MEMBERS = {table: f"{table}.jsonl" for table in COLUMNS}
 BLOB_VALUES = {"rollups", "rollup_returns"}
 # Lines written to the ZIP, and rows inserted into the staging file, at a time.
 CHUNK = 2_000
-# Deflate level: 1 wrote 200k events ~2x faster than the default 6 for a file ~25% larger
-# (bench/portability.py); an export is made once and moved, not kept.
+# Deflate level: 1 compressed 57 MB of lines (110,000 rows) in 0.2 s, the default 6 in 0.5 s,
+# for a file 44% larger (3.4 MB, not 2.4): an export is made once and moved, not kept.
 COMPRESSLEVEL = 1
 
 
