@@ -202,6 +202,8 @@ def _manifest(archive: zipfile.ZipFile) -> dict[str, Any]:
         if not (isinstance(entry, dict) and isinstance(entry.get("rows"), int)
                 and isinstance(entry.get("sha256"), str)):  # fmt: skip
             raise ExportRefused(f"the manifest's entry for {name} has no rows and sha256")
+    if files[MEMBERS["site"]]["rows"] != 1:
+        raise ExportRefused("site.jsonl must hold exactly one row, the site's")
     if not isinstance(manifest.get("site"), str):
         raise ExportRefused("the manifest names no site")
     names = set(archive.namelist())

@@ -320,23 +320,28 @@ def _drop_line(name: str, data: bytes) -> bytes:
     return data.split(b"\n", 1)[1] if name == "visits.jsonl" else data
 
 
-def _forge(out: Path) -> None:
-    # A goal of a kind there is not, with the manifest's checksum made to match: only the
-    # target's constraints catch it, inside the transaction, which rolls back.
-    with zipfile.ZipFile(out) as archive:
-        goals = archive.read("goals.jsonl").replace(b'"kind":"event"', b'"kind":"bogus"', 1)
-    assert b"bogus" in goals
+def _forge(member: str, edit: Callable[[bytes], bytes]) -> Callable[[Path], None]:
+    """A member changed and the manifest made to match it: only checks past the checksums
+    catch it."""
 
-    def change(name: str, data: bytes) -> bytes:
-        if name == "goals.jsonl":
-            return goals
-        if name == "manifest.json":
-            manifest = json.loads(data)
-            manifest["files"]["goals.jsonl"]["sha256"] = hashlib.sha256(goals).hexdigest()
-            return json.dumps(manifest).encode()
-        return data
+    def spoil(out: Path) -> None:
+        with zipfile.ZipFile(out) as archive:
+            forged = edit(archive.read(member))
 
-    _rewrite(out, change)
+        def change(name: str, data: bytes) -> bytes:
+            if name == member:
+                return forged
+            if name == "manifest.json":
+                manifest = json.loads(data)
+                entry = manifest["files"][member]
+                entry["sha256"] = hashlib.sha256(forged).hexdigest()
+                entry["rows"] = forged.count(b"\n")
+                return json.dumps(manifest).encode()
+            return data
+
+        _rewrite(out, change)
+
+    return spoil
 
 
 def _truncate(out: Path) -> None:
@@ -355,7 +360,17 @@ REFUSALS: dict[str, tuple[Callable[[Path], None], str]] = {
     "tampered member": (lambda out: _rewrite(out, _tamper), "SHA-256"),
     "a line removed": (lambda out: _rewrite(out, _drop_line), "rows"),
     "truncated zip": (_truncate, "not a whole ZIP"),
-    "a row the tables refuse": (_forge, "does not fit this Zeef's tables"),
+    # A goal of a kind there is not: the target's constraints refuse it inside the
+    # transaction, which rolls back.
+    "a row the tables refuse": (
+        _forge("goals.jsonl", lambda d: d.replace(b'"kind":"event"', b'"kind":"bogus"', 1)),
+        "does not fit this Zeef's tables",
+    ),
+    "no site row": (_forge("site.jsonl", lambda d: b""), "exactly one row"),
+    "a nested value": (
+        _forge("events.jsonl", lambda d: d.replace(b'"name":"pageview"', b'"name":[1]', 1)),
+        "a value of a type no column holds",
+    ),
     "corrupt member": (_flip_compressed_byte, ""),
     "newer schema": (
         lambda out: _rewrite(out, _manifest(lambda m: m.update(schema_version=2))),
