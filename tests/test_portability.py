@@ -477,10 +477,15 @@ async def test_sums_kept_after_a_purge_travel_and_answer_the_same(tmp_path: Path
 
 @pytest.mark.parametrize("table", ["events", "visits", "consent_records", "consented_visitors",
                                    "drops", "rollups"])  # fmt: skip
-def test_export_reads_search_the_sites_rows_in_index_order(table: str, source: Path) -> None:
+async def test_export_reads_search_the_sites_rows_in_index_order(
+    table: str, tmp_path: Path
+) -> None:
     """A site's rows, found by index and read in the index's order: no scan of other sites'
     rows, and no sort that must finish before the first row comes out."""
-    conn = sqlite3.connect(source)
+    storage = open_storage(tmp_path / "zeef.sqlite3")
+    await storage.migrate()
+    await storage.close()
+    conn = sqlite3.connect(tmp_path / "zeef.sqlite3")
     try:
         sql = select_lines(table) if table != "rollups" else select_rows(table)
         steps = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", {"site_id": 1})]
