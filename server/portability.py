@@ -60,6 +60,7 @@ class Progress:
         self.done = 0
         self._began = time.monotonic()
         self._drawn = 0.0
+        self._width = 0
 
     def start(self, total: int) -> None:
         self.total, self.done, self._began = total, 0, time.monotonic()
@@ -83,10 +84,13 @@ class Progress:
         share = self.done / self.total if self.total else 1.0
         filled = int(share * 30)
         rate = self.done / max(now - self._began, 1e-6)
-        self.stream.write(
-            f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] {share:4.0%} "
+        line = (
+            f"{self.label} [{'#' * filled}{'.' * (30 - filled)}] {share:4.0%} "
             f"{self.done:,}/{self.total:,} rows, {rate:,.0f} rows/s"
         )
+        # Padded to the longest line drawn: a shorter one (a slower rate) leaves no tail.
+        self._width = max(self._width, len(line))
+        self.stream.write(f"\r{line.ljust(self._width)}")
         self.stream.flush()
 
 

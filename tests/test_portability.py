@@ -504,7 +504,10 @@ def test_the_progress_bar_draws_on_the_stream_it_is_given() -> None:
     bar.advance(2_000)
     bar.finish()
     drawn = shown.getvalue()
-    assert drawn.startswith("\rimport [") and drawn.endswith(" rows/s\n")
+    assert drawn.startswith("\rimport [") and drawn.endswith("\n")
+    # Each redraw as long as the longest before it: a shorter one leaves no tail.
+    redraws = drawn.rstrip("\n").split("\r")[1:]
+    assert len({len(r) for r in redraws[1:]}) == 1 and redraws[-1].rstrip().endswith(" rows/s")
     assert " 50% 2,000/4,000 rows" in drawn and "100%" not in drawn
     quiet = io.StringIO()
     Progress("import", quiet, enabled=False).finish()
