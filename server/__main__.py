@@ -16,6 +16,7 @@ from . import (
     customers_cli,
     goals_cli,
     keys,
+    portability_cli,
     reports,
     reports_mail_cli,
     retention_cli,
@@ -99,6 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     retention_cli.add_commands(commands, _with_storage, _with_settings)
     audit_cli.add_commands(commands, _with_settings)
     subjects_cli.add_commands(commands, _with_settings)
+    portability_cli.add_commands(commands, _with_storage)
 
     stats_cli.add_command(commands, _with_storage)
 

@@ -17,9 +17,12 @@ from ..events import ConsentRecord, Event, Site
 from .writer import WriterStatus
 
 if TYPE_CHECKING:
+    from contextlib import AbstractAsyncContextManager
+
     from ..goals import Goal
     from ..reports import Query
     from ..reports.filters import GoalLike
+    from .sqlite_portability import SiteSnapshot
 
 # (site_id, UTC day "YYYY-MM-DD", reason) -> count
 DropCounts = Mapping[tuple[int, str, str], int]
@@ -438,6 +441,16 @@ class SubjectStore(Protocol):
     ) -> dict[str, int]: ...
 
 
+class PortabilityStore(Protocol):
+    """`zeef export` and `zeef import` (server/portability.py, docs/export-format.md)."""
+
+    def site_snapshot(self, site_id: int) -> AbstractAsyncContextManager[SiteSnapshot]: ...
+
+    async def import_staged(
+        self, stage: Path, domain: str, customer_id: int | None
+    ) -> dict[str, int]: ...
+
+
 class Storage(
     MetadataStore,
     AccountStore,
@@ -446,6 +459,7 @@ class Storage(
     EventStore,
     RetentionStore,
     SubjectStore,
+    PortabilityStore,
     Protocol,
 ):
     """Both stores, as one object: what create_app and the CLI open."""

@@ -35,6 +35,7 @@ from . import sqlite_rollup_reports as rolled_sql
 from . import sqlite_rollups as rollups_sql
 from .sqlite_accounts import AccountTables
 from .sqlite_mail import MailTables
+from .sqlite_portability import PortabilityTables
 from .sqlite_retention import RetentionTables
 from .sqlite_shares import ShareTables
 from .sqlite_subjects import SubjectTables
@@ -288,7 +289,9 @@ ORDER BY k.revoked_at IS NOT NULL, k.id DESC
 """
 
 
-class SQLiteStorage(AccountTables, ShareTables, MailTables, RetentionTables, SubjectTables):
+class SQLiteStorage(
+    AccountTables, ShareTables, MailTables, RetentionTables, SubjectTables, PortabilityTables
+):
     def __init__(self, path: Path, readers: int = 4) -> None:
         self.path = path
         self.writer = Writer(self._connect)
