@@ -22,9 +22,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-import maxminddb
-
-from . import consent, purge
+from . import consent, enrich, purge
 from .config import Settings
 from .privacy import truncate_ip
 from .storage import Storage
@@ -423,8 +421,8 @@ def check_geoip(settings: Settings, now: int) -> Finding:
             {"path": None},
         )
     try:
-        reader = maxminddb.open_database(str(path))
-    except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
+        built, database_type = enrich.geoip_build(path)
+    except (OSError, ValueError) as exc:
         return Finding(
             "geoip",
             "fail",
@@ -432,19 +430,14 @@ def check_geoip(settings: Settings, now: int) -> Finding:
             f"({exc.__class__.__name__}); the server cannot start with it.",
             {"path": str(path)},
         )
-    try:
-        meta = reader.metadata()
-    finally:
-        reader.close()
-    built = int(meta.build_epoch)
     age = (now - built) // DAY
     details: dict[str, object] = {
         "path": str(path),
-        "database_type": meta.database_type,
+        "database_type": database_type,
         "built": _date(built),
         "age_days": age,
     }
-    said = f"The GeoIP database {path} ({meta.database_type}) was built on {_date(built)}, "
+    said = f"The GeoIP database {path} ({database_type}) was built on {_date(built)}, "
     said += f"{age} day(s) ago"
     if age > GEOIP_FAIL_DAYS:
         return Finding(

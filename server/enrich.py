@@ -153,6 +153,20 @@ class Geo:
 NO_GEO = Geo()
 
 
+def geoip_build(path: Path) -> tuple[int, str]:
+    """When a GeoIP database was built (Unix seconds) and its type, for `zeef audit`; reads
+    the metadata only. ValueError when the file is not a MaxMind-format database."""
+    try:
+        reader = maxminddb.open_database(str(path))
+    except maxminddb.InvalidDatabaseError as exc:
+        raise ValueError(str(exc)) from None
+    try:
+        meta = reader.metadata()
+        return int(meta.build_epoch), str(meta.database_type)
+    finally:
+        reader.close()
+
+
 class GeoIP:
     """Country, region and city from a MaxMind-format database (GeoLite2, DB-IP, IPinfo).
 
