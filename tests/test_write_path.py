@@ -119,7 +119,10 @@ async def test_every_acknowledged_write_is_stored_while_healthz_is_polled(zeef: 
     async def poll() -> None:
         while not done.is_set():
             health.append((await zeef.client.get("/healthz")).status_code)
-            await asyncio.sleep(0)
+            # Not sleep(0): an in-process request never waits, so that loop left the writer's
+            # thread little turn to hand back its results; a transaction it held open for 10 s
+            # made the test fail with "database is locked", or take up to 6 minutes.
+            await asyncio.sleep(0.001)
 
     async def flusher() -> None:
         while not done.is_set():
