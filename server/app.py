@@ -196,6 +196,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.state.mail = mail
     # The retention job: tests call its run_once() rather than wait for the hour.
     app.state.purges = purges
+    app.state.rollups = rollups
     return Front(app, collector)
 
 

@@ -20,6 +20,9 @@ class RollupBuilder:
         self._task: asyncio.Task[None] | None = None
         self._stop = threading.Event()  # passed to build_rollups: ends a build between days
         self._wake = asyncio.Event()
+        # Set once the first build has run (or failed): from then on a day's sums are only
+        # built an interval (or a report's ask) later, which tests that move a clock rely on.
+        self.first_build = asyncio.Event()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="zeef-rollups")
@@ -45,6 +48,7 @@ class RollupBuilder:
                 # not summed), so failed builds cost speed, never a figure; the next one tries
                 # again. Sums and counts only: nothing about a visitor can be in the message.
                 log.exception("rollups: the build failed; reports read raw rows until one works")
+            self.first_build.set()
             # The interval, or less when a report asked for a filter set not summed yet: its
             # next asks are fast a build later, not an interval later.
             waits = {
