@@ -57,7 +57,7 @@ async def seed(database: Path) -> dict[str, int]:
         ann = await users.add_user(storage, ADMIN, "admin", acme["id"], PASSWORD,
                                    audit.Actor(ADMIN, "-", ADMIN))  # fmt: skip
         await customers.add_customer(storage, "Bakkerij de Vries")
-        return {"op": op.id, "ann": ann.id}
+        return {"op": op.id, "ann": ann.id, "acme": acme["id"]}
     finally:
         await storage.close()
 
@@ -281,10 +281,19 @@ def test_the_operator_walks_every_admin_page(browser: Any, live: Live, screensho
     phone.open("/sites", "admin-sites-phone")
     phone.open("/users", "admin-users-phone")
     phone.open(f"/sites/{SITE}/settings", "admin-site-settings-phone")
+    phone.open(f"/customers/{live.ids['acme']}", "admin-customer-phone")
+    phone.open(f"/sites/{SITE}/subjects", "admin-subjects-phone")
     phone.close()
     dark = Visit(browser, live, screenshots, OPERATOR, color_scheme="dark")
     dark.open(f"/sites/{SITE}/settings", "admin-site-settings-dark")
     dark.open("/users", "admin-users-dark")
+    dark.open(f"/customers/{live.ids['acme']}", "admin-customer-dark")
+    dark.open(f"/sites/{SITE}/subjects")
+    dark.page.fill("#subject-id", VISITOR)
+    dark.page.click("button:has-text('Find')")
+    dark.page.wait_for_load_state("networkidle")
+    dark.check()
+    dark.shot("admin-subjects-dark")
     dark.close()
 
 

@@ -371,17 +371,14 @@ class Admin:
     async def _retention_facts(self, site: Site) -> dict[str, Any]:
         periods = await retention.site_retention(self.storage, self.settings, site)
         agreed = await retention.agreed_period(self.storage, self.settings, site.customer_id)
-        own = next(
-            (row["site_retention"] for row in await self.storage.retention_rows()
-             if row["site_id"] == site.id), None,
-        )  # fmt: skip
+        own = str(periods.events) if periods.events_from == "site" else ""
         now = int(time.time())
         kept_from = periods.events_cutoff(now)
         zone = zoneinfo.ZoneInfo(site.timezone)
         return {
             "period": periods.events,
             "source": periods.events_from,
-            "own": own or "",
+            "own": own,
             "agreed": agreed,
             "kept_from": datetime.fromtimestamp(kept_from, zone).date().isoformat(),
             "keep_aggregates": periods.keep_aggregates,

@@ -8,7 +8,7 @@ so it is in no URL, log line or Referer; each action is audited by server/subjec
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -21,6 +21,9 @@ from ..buffer import EventBuffer
 from .admin import Admin
 from .forms import field, read_form
 from .templates import N_, PAGE_HEADERS
+
+if TYPE_CHECKING:
+    from ..events import Site
 
 TABLE_NAMES = {
     "events": N_("Page views and events"),
@@ -97,7 +100,7 @@ class SubjectAdmin(Admin):
         await audit.record(self.storage, actor, "subject.find", detail, site.customer_id)
         return self._render(request, session, "subjects.html", context, "/sites")
 
-    async def _counts(self, site: Any, subject: subjects.Subject) -> dict[str, int]:
+    async def _counts(self, site: Site, subject: subjects.Subject) -> dict[str, int]:
         found = await subjects.find(self.storage, site, subject, self.visitor_key)
         return {table: n for table, n in subjects.counts(found).items() if n}
 
