@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from server.config import Settings
+from server.storage import open_storage, sqlite_rollups
 
 from .conftest import FIREFOX, Clock, Zeef, pageview, start
 from .test_cli import zeef as cli
@@ -55,6 +56,10 @@ async def shop(tmp_path: Path) -> tuple[Path, str, str]:
     """Two sites; Ann on both (two visits on shop, a day apart), Bob on shop, a cookieless
     visitor on shop; Ann's and Bob's consent records. Rollups built. Returns the database
     and Ann's and Bob's consent IDs."""
+    return await _shop(tmp_path)
+
+
+async def _shop(tmp_path: Path, rollups: bool = True) -> tuple[Path, str, str]:
     settings = Settings(database=tmp_path / "zeef.sqlite3", flush_interval=3600)
     clock = Clock(NOW)
     ann_consent, bob_consent = str(uuid.uuid4()), str(uuid.uuid4())
@@ -72,8 +77,12 @@ async def shop(tmp_path: Path) -> tuple[Path, str, str]:
         clock.advance(days=1)
         await _visit(app, clock, "shop.example", ANN, ["/coats"])
         await app.flush()
-        await app.app.state.storage.build_rollups(int((clock.now + timedelta(hours=1)).timestamp()))
+        if rollups:
+            await app.app.state.storage.build_rollups(int((BUILT_AT).timestamp()))
     return settings.database, ann_consent, bob_consent
+
+
+BUILT_AT = NOW + timedelta(days=1, hours=1)
 
 
 def _count(database: Path, table: str, where: str = "1") -> int:
@@ -155,6 +164,43 @@ def test_erase_by_visitor_id_leaves_others_untouched(shop: tuple[Path, str, str]
     again = cli(database.parent, "subject", "erase", "--site", "shop.example", "--visitor", ANN,
                 "--yes")  # fmt: skip
     assert again.returncode == 0 and "events 0" in again.stdout
+
+
+async def test_a_build_that_summed_the_erased_visitor_stores_nothing(tmp_path: Path) -> None:
+    # The builder reads a day in one transaction and stores its sums in the next: an erasure
+    # that commits in between must not have its visitor's counts stored back.
+    database, _, _ = await _shop(tmp_path, rollups=False)
+    storage = open_storage(database)
+    site = next(s for s in await storage.sites() if s.domain == "shop.example")
+    await storage.close()
+    conn = sqlite_rollups.connect(str(database))
+    erased: list[str] = []
+
+    def between(statement: str) -> None:
+        if statement == "BEGIN IMMEDIATE" and not erased:
+            done = cli(database.parent, "subject", "erase", "--site", "shop.example",
+                       "--visitor", ANN, "--yes")  # fmt: skip
+            erased.append(done.stdout)
+
+    conn.set_trace_callback(between)
+    try:
+        sqlite_rollups.build(conn, site, int(BUILT_AT.timestamp()))
+        assert "events 4" in erased[0]
+        # The first day's sums were not stored; the second was read after the erasure.
+        days = _rows(database, f"SELECT day FROM rollup_days WHERE site_id = {site.id} "
+                     "AND day < 'A'")  # fmt: skip
+        assert days == [("2026-03-15",)]
+        conn.set_trace_callback(None)
+        sqlite_rollups.build(conn, site, int(BUILT_AT.timestamp()))
+    finally:
+        conn.close()
+    days = _rows(database, f"SELECT day FROM rollup_days WHERE site_id = {site.id} "
+                 "AND day < 'A' ORDER BY day")  # fmt: skip
+    assert days == [("2026-03-14",), ("2026-03-15",)]
+    stats = cli(database.parent, "stats", "shop.example", "--from", "2026-03-14", "--to",
+                "2026-03-15", "--json")  # fmt: skip
+    figures = json.loads(stats.stdout)
+    assert (figures["visitors"], figures["pageviews"]) == (2, 3)  # Bob and the cookieless one
 
 
 def test_erase_by_consent_id(shop: tuple[Path, str, str]) -> None:

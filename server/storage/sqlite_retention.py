@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
+from .sqlite_rollups import ROWS_DELETED
+
 if TYPE_CHECKING:
     from .writer import Writer
 
@@ -112,6 +114,8 @@ GLOBAL_RULES: dict[str, tuple[str, str]] = {
 
 # Every table holding a site's rows, in the order a site's deletion empties them; events come
 # first and in batches (they are nearly all of it).
+# The tables rollups sum: a build that read rows since deleted from them must not store.
+SUMMED = ("events", "visits")
 SITE_DATA = ("events", "visits", "consented_visitors", "drops", "rollups", "rollup_returns",
              "rollup_days", "segments", "consent_records", "consent_configs", "goals", "shares",
              "mail_runs", "report_subscriptions", "alert_runs", "alert_settings",
@@ -217,7 +221,10 @@ class RetentionTables:
 
         async def job(conn: aiosqlite.Connection) -> int:
             cursor = await conn.execute(statement, params)
-            return max(cursor.rowcount, 0)
+            count = max(cursor.rowcount, 0)
+            if count and rule in SUMMED:
+                await conn.execute(ROWS_DELETED, params)
+            return count
 
         return await self.writer.run(job)
 
@@ -242,6 +249,7 @@ class RetentionTables:
 
         async def job(conn: aiosqlite.Connection) -> int:
             cursor = await conn.execute(sql, {"site_id": site_id, "batch": batch})
+            await conn.execute(ROWS_DELETED, {"site_id": site_id})
             return max(cursor.rowcount, 0)
 
         return await self.writer.run(job)

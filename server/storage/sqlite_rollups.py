@@ -452,6 +452,21 @@ def _drop_segment(conn: sqlite3.Connection, site_id: int, segment_id: int) -> No
 
 # The last hit of the visits that started in a day (or up to when it is covered): where a
 # segment looks for the hits that its event filters keep.
+# A site's rows deleted (an erasure, a purge, the site's deletion) bump its count here, in the
+# transaction that deletes them. A build stores a day only if the count is what its snapshot
+# read: one that summed rows since deleted would put their counts back into the sums.
+DELETED_COUNT = "SELECT value FROM meta WHERE key = 'rows_deleted:' || :site"
+ROWS_DELETED = """
+INSERT INTO meta (key, value) VALUES ('rows_deleted:' || :site_id, '1')
+ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1
+"""
+
+
+def _deleted_count(conn: sqlite3.Connection, site_id: int) -> str | None:
+    row = conn.execute(DELETED_COUNT, {"site": site_id}).fetchone()
+    return None if row is None else str(row[0])
+
+
 LAST_HIT = """
 SELECT MAX(ended) FROM visits
 WHERE site_id = :site AND started >= :start AND started < :covered
@@ -581,15 +596,16 @@ def _build_spans(
     conn: sqlite3.Connection, site: Site, today: date, segment: Segment = WHOLE
 ) -> None:
     """Sum each of SPANS ending today, in place of the last build's."""
-    rows = conn.execute(
-        "SELECT day, timezone, start, covered, end, final FROM rollup_days"
-        " WHERE site_id = ? AND segment = ? AND version = ? AND day >= ? AND day <= ?",
-        (site.id, segment.id, VERSION, (today - timedelta(days=max(SPANS) - 1)).isoformat(),
-         "W" + "9"),
-    ).fetchall()  # fmt: skip
-    days = {row[0]: row for row in rows if row[0][0].isdigit() and row[1] == site.timezone}
-    weeks = [row[0] for row in rows if row[0].startswith("W") and row[1] == site.timezone]
+    # The days held are read inside the write: an erasure in between may delete some.
     with _writing(conn):
+        rows = conn.execute(
+            "SELECT day, timezone, start, covered, end, final FROM rollup_days"
+            " WHERE site_id = ? AND segment = ? AND version = ? AND day >= ? AND day <= ?",
+            (site.id, segment.id, VERSION, (today - timedelta(days=max(SPANS) - 1)).isoformat(),
+             "W" + "9"),
+        ).fetchall()  # fmt: skip
+        days = {row[0]: row for row in rows if row[0][0].isdigit() and row[1] == site.timezone}
+        weeks = [row[0] for row in rows if row[0].startswith("W") and row[1] == site.timezone]
         for table in ("rollups", "rollup_days"):
             conn.execute(
                 f"DELETE FROM {table} WHERE site_id = ? AND segment = ?"
@@ -639,6 +655,7 @@ def build_day(
     # One snapshot for everything read, so visits and hits agree with each other.
     conn.execute("BEGIN")
     try:
+        deleted = _deleted_count(conn, site.id)
         if segment.by_hits:
             (last,) = conn.execute(LAST_HIT, params).fetchone()
             params["late"] = (last or start) + 1
@@ -671,6 +688,8 @@ def build_day(
     label = day.isoformat() if days == 1 else week_label(day)
     store = {"site": site.id, "segment": segment.id, "day": label}
     with _writing(conn):
+        if _deleted_count(conn, site.id) != deleted:
+            return 0  # summed rows deleted since: the next build sums what is left
         for table in ("rollups", "rollup_returns"):
             conn.execute(
                 f"DELETE FROM {table} WHERE site_id = :site AND segment = :segment AND day = :day",

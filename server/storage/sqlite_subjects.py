@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
+from .sqlite_rollups import ROWS_DELETED
+
 if TYPE_CHECKING:
     from .writer import Writer
 
@@ -118,6 +120,7 @@ class SubjectTables:
                     deleted[table] += max(cursor.rowcount, 0)
             if times:
                 deleted["rollup_days"] = await _forget_rollups(conn, site_id, times)
+            await conn.execute(ROWS_DELETED, {"site_id": site_id})
             return deleted
 
         return await self.writer.run(job)
@@ -128,9 +131,8 @@ async def _forget_rollups(conn: aiosqlite.Connection, site_id: int, times: set[i
     visitor. A key without its rollup_days row is built again (sqlite_rollups.build), and
     reports read raw rows for it meanwhile. The keys deleted.
 
-    NOTE: a build in the rollup process that read its snapshot before this commits and stores
-    after puts the visitor's counts back into that key (counts only: no ID, no row of theirs).
-    The window is one day's summing; a rebuild of the site's rollups clears it."""
+    A build in the rollup process that read its snapshot before this commits does not store
+    what it summed (ROWS_DELETED, bumped in the same transaction)."""
     async with conn.execute(ROLLUP_KEYS, {"site_id": site_id}) as cursor:
         keys = [
             (segment, day)
