@@ -8,8 +8,14 @@ first for --seconds with nothing else going on (the baseline, measured in this r
 the purge runs as the server's job runs it (batches of purge.BATCH, a short pause between them).
 It prints p50, p99 and max of both phases and the ratios, and the purge's own time.
 
-2026-12-04, 1M old events (2M rows with their visits), 2 cores beside nothing heavy: p99
-1.46x (52.8 ms against 36.2 ms), p50 3.56x, 220 s to delete (9,075 rows/s). Before the
+2026-12-05, 1M old events (2M rows with their visits), 2 cores beside nothing heavy: p99
+1.31x (36.6 ms against 27.8 ms), p50 1.21x (10.5 ms against 8.6 ms), 288 s to delete (6,945
+rows/s), with a passive checkpoint from a reader after each batch (storage.checkpoint_aside).
+The same day without it: p99 1.47x, p50 2.86x, 174 s; with the checkpoint overlapping the
+pause rather than before it: p99 0.93x, p50 1.97x, 147 s.
+
+2026-12-04, same set-up: p99 1.46x (52.8 ms against 36.2 ms), p50 3.56x, 220 s to delete
+(9,075 rows/s). Before the
 writer's 32 MiB cache and the time-sized batches: p99 2.00x, p50 4.55x; before that, fixed
 batches of 5,000 with 5 ms pauses: p99 8.7x.
 
