@@ -15,9 +15,8 @@ The same day without it: p99 1.47x, p50 2.86x, 174 s; with the checkpoint overla
 pause rather than before it: p99 0.93x, p50 1.97x, 147 s.
 
 2026-12-04, same set-up: p99 1.46x (52.8 ms against 36.2 ms), p50 3.56x, 220 s to delete
-(9,075 rows/s). Before the
-writer's 32 MiB cache and the time-sized batches: p99 2.00x, p50 4.55x; before that, fixed
-batches of 5,000 with 5 ms pauses: p99 8.7x.
+(9,075 rows/s). Before the writer's 32 MiB cache and the time-sized batches: p99 2.00x, p50
+4.55x; before that, fixed batches of 5,000 with 5 ms pauses: p99 8.7x.
 
     python bench/purge.py [--old 1000000] [--batch 200] [--every 0.05] [--seconds 20]
                            [--purge-batch 1000] [--pause 0.02]
